@@ -1,0 +1,62 @@
+# MarketPulse developer entry points. Everything runs from a project-local virtualenv (.venv).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install lint format test test-fast components demo dev-up dev-status dev-down lock clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; MarketPulse needs Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	@touch $@
+
+install: $(STAMP)  ## Create .venv with pinned dependencies.
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## Apply ruff's formatting and safe fixes.
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+components: $(STAMP)  ## Obtain Kafka, versitygw, etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached).
+	$(BIN)/marketpulse dev obtain
+
+test: lint components  ## Everything CI runs: lint, obtain the real components, run every test.
+	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## Tests that need no server.
+	$(BIN)/pytest -m 'not kafka and not s3 and not k8s and not helm and not snowflake'
+
+demo: $(STAMP)  ## The local demo (today: the local Kafka and S3 it runs on).
+	$(BIN)/marketpulse dev up --only kafka,s3
+
+dev-up: $(STAMP)  ## Start every local component in the background.
+	$(BIN)/marketpulse dev up
+
+dev-status: $(STAMP)
+	$(BIN)/marketpulse dev status
+
+dev-down: $(STAMP)  ## Stop what dev-up started.
+	$(BIN)/marketpulse dev down
+
+lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtualenv.
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet '.[dev]'
+	{ echo "# Exact versions CI installs; regenerate with 'make lock'."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^marketpulse'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean:  ## Remove the virtualenv and local state (not the per-machine component cache).
+	-$(BIN)/marketpulse dev down
+	rm -rf $(VENV) .marketpulse

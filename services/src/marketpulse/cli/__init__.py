@@ -1,0 +1,23 @@
+"""The `marketpulse` command line: one entry point for every workload and tool."""
+
+from __future__ import annotations
+
+import typer
+
+from marketpulse.cli.dev import dev_app
+
+app = typer.Typer(
+    name="marketpulse",
+    help="Real-time stock-market analytics on Kubernetes: operator, workloads and local tooling.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev_app, name="dev")
+
+
+@app.command()
+def version() -> None:
+    """Print the MarketPulse version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("marketpulse"))

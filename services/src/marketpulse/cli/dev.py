@@ -1,0 +1,83 @@
+"""`marketpulse dev`: obtain, start, inspect and stop the real local components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marketpulse.localenv.errors import ComponentError
+from marketpulse.localenv.paths import state_dir
+from marketpulse.localenv.stack import COMPONENTS, DevStack, parse_only
+
+dev_app = typer.Typer(
+    help="Run Kafka, S3, a Kubernetes control plane and fakesnow on this machine.", no_args_is_help=True
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+OnlyOption = Annotated[
+    str | None,
+    typer.Option("--only", help=f"Comma-separated subset of: {', '.join(COMPONENTS)}.", show_default="all"),
+]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where logs, data and dev.env live.", show_default=".marketpulse"),
+]
+
+
+def _names(only: str | None) -> list[str]:
+    try:
+        return parse_only(only)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--only: "), param_hint="--only") from exc
+
+
+def _fail(exc: ComponentError) -> typer.Exit:
+    err.print(f"[bold red]error[/] while trying to {exc.step}: {exc.reason}")
+    if exc.log_tail:
+        err.print("[dim]" + exc.log_tail + "[/]", markup=False)
+    return typer.Exit(code=1)
+
+
+@dev_app.command()
+def obtain(only: OnlyOption = None) -> None:
+    """Download and build the components (cached per machine) without starting them."""
+    try:
+        DevStack(state_dir()).obtain(_names(only))
+    except ComponentError as exc:
+        raise _fail(exc) from None
+
+
+@dev_app.command()
+def up(only: OnlyOption = None, state: StateDirOption = None) -> None:
+    """Start the components in the background (obtaining them first) and write dev.env."""
+    stack = DevStack(state or state_dir())
+    try:
+        stack.up(_names(only))
+    except ComponentError as exc:
+        raise _fail(exc) from None
+    out.print(f"[green]ready[/]; connection settings are in {stack.env_file} (source it):")
+    out.print(stack.env_file.read_text(), markup=False, end="")
+
+
+@dev_app.command()
+def status(state: StateDirOption = None) -> None:
+    """Show what runs, with which pids and where to connect."""
+    table = Table("component", "state", "pids", "connect with")
+    for row in DevStack(state or state_dir()).status():
+        table.add_row(*row)
+    out.print(table)
+
+
+@dev_app.command()
+def down(
+    state: StateDirOption = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the components' data.")] = False,
+) -> None:
+    """Stop everything `dev up` started; keep the data unless --purge."""
+    stopped = DevStack(state or state_dir()).down(purge=purge)
+    out.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")

@@ -1,0 +1,152 @@
+"""Certificates for the local control plane, as envtest makes them: one CA, a serving cert for
+kube-apiserver, a client cert for an admin in `system:masters`, and the service-account key pair."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+VALIDITY = dt.timedelta(days=365)
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class ControlPlanePKI:
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.directory / "apiserver.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.directory / "apiserver.key"
+
+    @property
+    def admin_cert(self) -> Path:
+        return self.directory / "admin.crt"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.directory / "admin.key"
+
+    @property
+    def service_account_key(self) -> Path:
+        return self.directory / "sa.key"
+
+    @property
+    def service_account_pub(self) -> Path:
+        return self.directory / "sa.pub"
+
+    def ensure(self) -> ControlPlanePKI:
+        """Create everything once; a restarted control plane on the same directory keeps its identity."""
+        if self.service_account_pub.exists():
+            return self
+        self.directory.mkdir(parents=True, exist_ok=True)
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(_name("marketpulse-local-ca"))
+            .issuer_name(_name("marketpulse-local-ca"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+
+        def leaf(subject: x509.Name, *, server: bool) -> tuple[bytes, bytes]:
+            key = ec.generate_private_key(ec.SECP256R1())
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(ca.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now)
+                .not_valid_after(now + VALIDITY)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            )
+            usage = (
+                x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+                if server
+                else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+            )
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            if server:
+                names: list[x509.GeneralName] = [
+                    x509.DNSName(n)
+                    for n in (
+                        "localhost",
+                        "kubernetes",
+                        "kubernetes.default",
+                        "kubernetes.default.svc",
+                        "kubernetes.default.svc.cluster.local",
+                    )
+                ]
+                names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+                builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            return _pem_cert(builder.sign(ca_key, hashes.SHA256())), _pem_key(key)
+
+        serving = leaf(_name("kube-apiserver"), server=True)
+        admin = leaf(_name("marketpulse-admin", "system:masters"), server=False)
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+        self.ca_cert.write_bytes(_pem_cert(ca))
+        (self.directory / "ca.key").write_bytes(_pem_key(ca_key))
+        self.serving_cert.write_bytes(serving[0])
+        self.serving_key.write_bytes(serving[1])
+        self.admin_cert.write_bytes(admin[0])
+        self.admin_key.write_bytes(admin[1])
+        self.service_account_key.write_bytes(_pem_key(sa_key))
+        self.service_account_pub.write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        for key_file in self.directory.glob("*.key"):
+            key_file.chmod(0o600)
+        return self

@@ -1,0 +1,137 @@
+"""pytest fixtures that run the real components on 127.0.0.1, on free ports, in temporary directories.
+
+Each server starts once per test session on first use, waits for readiness with a bounded timeout,
+and stops at the end. When a test that used a component fails, the component's recent log is
+attached to the failure report. Kubernetes tests run against a local control plane by default, or
+against the cluster in $KUBECONFIG with `--use-existing-cluster` (e.g. kind).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marketpulse.localenv.errors import ComponentError
+from marketpulse.localenv.helm import ensure_helm
+from marketpulse.localenv.kafka import KafkaServer
+from marketpulse.localenv.kube import ControlPlane, ensure_kubectl
+from marketpulse.localenv.s3 import S3Server
+from marketpulse.localenv.snowflake import FakeSnowflakeServer
+
+COMPONENT_FIXTURES = ("kafka_server", "s3_server", "kube", "fakesnow_server")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--use-existing-cluster",
+        action="store_true",
+        default=os.environ.get("MARKETPULSE_USE_EXISTING_CLUSTER", "").lower() in ("1", "true", "yes"),
+        help="Run Kubernetes tests against the cluster in $KUBECONFIG instead of a local control plane.",
+    )
+
+
+@dataclass
+class KubeTarget:
+    """The API server the Kubernetes tests talk to."""
+
+    kubeconfig: Path
+    local: ControlPlane | None = None
+    log_tails: Callable[[], dict[str, str]] = field(default=dict)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def _start(factory: Callable[[], Any]) -> Any:
+    try:
+        return factory()
+    except ComponentError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    server: KafkaServer = _start(lambda: KafkaServer(tmp_path_factory.mktemp("kafka")).start())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server: S3Server = _start(lambda: S3Server(tmp_path_factory.mktemp("s3")).start())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSnowflakeServer]:
+    server: FakeSnowflakeServer = _start(
+        lambda: FakeSnowflakeServer(tmp_path_factory.mktemp("fakesnow")).start()
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeTarget]:
+    if request.config.getoption("--use-existing-cluster"):
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            pytest.fail("--use-existing-cluster needs $KUBECONFIG to point at the cluster", pytrace=False)
+        yield KubeTarget(Path(kubeconfig))
+        return
+    plane: ControlPlane = _start(lambda: ControlPlane(tmp_path_factory.mktemp("kube")).start())
+    yield KubeTarget(plane.kubeconfig, local=plane, log_tails=plane.log_tails)
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    path: Path = _start(ensure_helm)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl_binary() -> Path:
+    path: Path = _start(ensure_kubectl)
+    return path
+
+
+@pytest.fixture
+def namespace(kube: KubeTarget) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (works the same on a shared cluster)."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(str(kube.kubeconfig))
+    core = client.CoreV1Api(api_client)
+    name = f"mp-test-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+    api_client.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if not report.failed:
+        return report
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    for name in COMPONENT_FIXTURES:
+        component = funcargs.get(name)
+        if component is None:
+            continue
+        if isinstance(component, KubeTarget):
+            for process, text in component.log_tails().items():
+                report.sections.append((f"{process} log (last lines)", text))
+        elif hasattr(component, "log_tail"):
+            report.sections.append((f"{name} log (last lines)", component.log_tail()))
+    return report

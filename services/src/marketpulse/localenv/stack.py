@@ -1,0 +1,208 @@
+"""`marketpulse dev up|status|down`: the local components as long-running background processes.
+
+State lives in `<state-dir>/dev/state.json` (pids, ports, settings) and connection settings in
+`<state-dir>/dev.env`, which a shell can `source`. Ports are remembered so that a restarted stack
+keeps its addresses; data directories are kept until `down --purge`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from marketpulse.localenv.errors import ComponentError
+from marketpulse.localenv.helm import ensure_helm
+from marketpulse.localenv.kafka import KafkaServer, ensure_kafka
+from marketpulse.localenv.kube import ControlPlane, ensure_control_plane_binaries, ensure_kubectl
+from marketpulse.localenv.process import ManagedProcess, pid_alive, port_is_open, stop_process_group
+from marketpulse.localenv.s3 import S3Server, ensure_versitygw
+from marketpulse.localenv.snowflake import FakeSnowflakeServer
+
+COMPONENTS = ("kafka", "s3", "k8s", "snowflake")
+
+
+class Server(Protocol):
+    def settings(self) -> dict[str, str]: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    obtain: Callable[[], object]
+    build: Callable[[Path, dict[str, Any]], tuple[Server, list[ManagedProcess]]]
+    port_names: tuple[str, ...]
+
+
+def _kafka(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+    server = replace(KafkaServer(workdir), **ports).start()
+    assert server.process is not None
+    return server, [server.process]
+
+
+def _s3(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+    server = replace(S3Server(workdir), **ports).start()
+    assert server.process is not None
+    return server, [server.process]
+
+
+def _k8s(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+    # kubectl and helm of matching versions, linked where dev.env puts them on PATH.
+    tools = workdir.parent.parent / "bin"
+    tools.mkdir(parents=True, exist_ok=True)
+    for binary in (ensure_kubectl(), ensure_helm()):
+        link = tools / binary.name
+        link.unlink(missing_ok=True)
+        link.symlink_to(binary)
+    server = replace(ControlPlane(workdir), **ports).start()
+    return server, list(server.processes)
+
+
+def _snowflake(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+    server = replace(FakeSnowflakeServer(workdir), **ports).start()
+    assert server.process is not None
+    return server, [server.process]
+
+
+def _obtain_k8s() -> None:
+    ensure_control_plane_binaries()
+    ensure_helm()
+
+
+SPECS: dict[str, ComponentSpec] = {
+    "kafka": ComponentSpec(ensure_kafka, _kafka, ("port", "controller_port")),
+    "s3": ComponentSpec(ensure_versitygw, _s3, ("port",)),
+    "k8s": ComponentSpec(
+        _obtain_k8s, _k8s, ("etcd_port", "etcd_peer_port", "apiserver_port", "controller_manager_port")
+    ),
+    "snowflake": ComponentSpec(lambda: None, _snowflake, ("port",)),
+}
+
+
+def parse_only(only: str | None) -> list[str]:
+    """`--only kafka,s3` → ["kafka", "s3"]; an unknown name is a user error that lists the valid ones."""
+    if not only:
+        return list(COMPONENTS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ValueError(
+            f"--only: unknown component(s) {', '.join(unknown)}; choose from {', '.join(COMPONENTS)}"
+        )
+    return [n for n in COMPONENTS if n in names]
+
+
+class DevStack:
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir
+        self.dir = state_dir / "dev"
+        self.state_file = self.dir / "state.json"
+        self.env_file = state_dir / "dev.env"
+
+    def load(self) -> dict[str, Any]:
+        if not self.state_file.exists():
+            return {}
+        data: dict[str, Any] = orjson.loads(self.state_file.read_bytes())
+        return data
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        self.write_env(state)
+
+    def write_env(self, state: dict[str, Any]) -> None:
+        lines = ["# Written by `marketpulse dev up`; load with: source .marketpulse/dev.env"]
+        if "k8s" in state:
+            lines.append(f'export PATH={shlex.quote(str(self.root.resolve() / "bin"))}:"$PATH"')
+        for name in COMPONENTS:
+            for key, value in state.get(name, {}).get("settings", {}).items():
+                lines.append(f"export {key}={shlex.quote(value)}")
+        self.env_file.write_text("\n".join(lines) + "\n")
+
+    @staticmethod
+    def is_running(entry: dict[str, Any]) -> bool:
+        return bool(entry.get("pids")) and all(pid_alive(pid) for pid in entry["pids"])
+
+    def obtain(self, names: Iterable[str]) -> None:
+        """Obtain components; Kafka's download overlaps the CPU-bound Go builds."""
+        wanted = list(names)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            kafka = pool.submit(ensure_kafka, live=False) if "kafka" in wanted else None
+            for name in wanted:
+                if name != "kafka":
+                    SPECS[name].obtain()
+            if kafka is not None:
+                kafka.result()
+
+    def up(self, names: Iterable[str]) -> dict[str, Any]:
+        state = self.load()
+        for name in names:
+            entry = state.get(name)
+            if entry and self.is_running(entry):
+                continue
+            if entry:  # partly dead: clean up what is left before starting again
+                self._stop_entry(entry)
+            spec = SPECS[name]
+            spec.obtain()
+            ports = self._reusable_ports(entry)
+            server, processes = spec.build(self.dir / name, ports)
+            state[name] = {
+                "pids": [p.pid for p in processes],
+                "ports": {k: getattr(server, k) for k in spec.port_names},
+                "settings": server.settings(),
+                "logs": [str(p.log_path) for p in processes],
+            }
+            self.save(state)
+        return state
+
+    @staticmethod
+    def _reusable_ports(entry: dict[str, Any] | None) -> dict[str, int]:
+        if not entry:
+            return {}
+        ports: dict[str, int] = entry.get("ports", {})
+        return ports if not any(port_is_open(p) for p in ports.values()) else {}
+
+    @staticmethod
+    def _stop_entry(entry: dict[str, Any]) -> None:
+        for pid in reversed(entry.get("pids", [])):
+            stop_process_group(pid)
+
+    def down(self, purge: bool = False) -> list[str]:
+        state = self.load()
+        stopped = []
+        for name in reversed(COMPONENTS):
+            if name in state:
+                self._stop_entry(state.pop(name))
+                stopped.append(name)
+        self.save(state)
+        if purge:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.env_file.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[tuple[str, str, str, str]]:
+        """(component, state, pids, connection settings) per component."""
+        state = self.load()
+        rows = []
+        for name in COMPONENTS:
+            entry = state.get(name)
+            if not entry:
+                rows.append((name, "not started", "", ""))
+                continue
+            alive = [pid_alive(p) for p in entry["pids"]]
+            label = "running" if all(alive) else ("stopped" if not any(alive) else "degraded")
+            pids = " ".join(str(p) for p in entry["pids"])
+            settings = " ".join(
+                f"{k}={v}" for k, v in entry["settings"].items() if "SECRET" not in k and "PASSWORD" not in k
+            )
+            rows.append((name, label, pids, settings))
+        return rows
+
+
+__all__ = ["COMPONENTS", "ComponentError", "DevStack", "parse_only"]
