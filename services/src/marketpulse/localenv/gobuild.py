@@ -7,7 +7,6 @@ published module (kubernetes/kubernetes#79384), so we point each at its real v0.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -95,14 +94,14 @@ def ensure_built(build: GoBuild) -> Path:
         (work / "go.mod").write_text(render_go_mod(build))
         (work / "tools.go").write_text(render_tools_go(build))
         log = cache_dir() / "logs" / f"build-{build.name}.log"
-        env = {"GOFLAGS": "-mod=mod", "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0")}
+        env = {"GOFLAGS": "-mod=mod"}
         console.print(f"[bold]obtaining {build.name}[/] {build.hint}".rstrip())
         run_step(
             f"resolve Go modules for {build.name}", ["go", "mod", "tidy"], log_path=log, cwd=work, env=env
         )
         staging = work / "bin"
         for package, binary in sorted(build.packages.items()):
-            argv = ["go", "build", "-trimpath", "-o", str(staging / binary)]
+            argv = ["go", "build", "-o", str(staging / binary)]
             if build.ldflags:
                 argv += ["-ldflags", build.ldflags]
             run_step(f"build {binary}", [*argv, package], log_path=log, cwd=work, env=env, hint=build.hint)

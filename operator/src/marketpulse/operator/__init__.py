@@ -1,0 +1,1 @@
+"""The kopf operator that turns a StockPipeline into a running pipeline."""
