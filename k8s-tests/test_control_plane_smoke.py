@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import UPSTREAM_CRDS, run
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -42,26 +41,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> bool:
 
 
 @pytest.fixture(scope="module")
-def kafkatopic_crd(kube: KubeTarget, kubectl_binary: Path) -> None:
-    run(
-        [
-            kubectl_binary,
-            "apply",
-            "--server-side",
-            "-f",
-            UPSTREAM_CRDS / "strimzi" / "043-Crd-kafkatopic.yaml",
-        ],
-        kube,
-    )
-    run(
+def kafkatopic_crd(kube: KubeTarget, kubectl_binary: Path, upstream_crds: Path) -> None:
+    crd = upstream_crds / "strimzi" / "043-Crd-kafkatopic.yaml"
+    kube.run([kubectl_binary, "apply", "--server-side", "-f", crd])
+    kube.run(
         [
             kubectl_binary,
             "wait",
             "--for=condition=Established",
             "--timeout=60s",
             "crd/kafkatopics.kafka.strimzi.io",
-        ],
-        kube,
+        ]
     )
 
 
@@ -78,7 +68,7 @@ def test_a_strimzi_kafkatopic_applied_with_kubectl_reads_back_through_the_python
     kube: KubeTarget, kubectl_binary: Path, namespace: str, api_client: client.ApiClient
 ) -> None:
     manifest = KAFKA_TOPIC.format(name="ticks", namespace=namespace, partitions=3)
-    run([kubectl_binary, "apply", "-f", "-"], kube, stdin=manifest)
+    kube.run([kubectl_binary, "apply", "-f", "-"], stdin=manifest)
 
     topic = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
         "kafka.strimzi.io", "v1", namespace, "kafkatopics", "ticks"
@@ -92,7 +82,7 @@ def test_a_server_side_dry_run_that_breaks_the_upstream_schema_is_refused_naming
     kube: KubeTarget, kubectl_binary: Path, namespace: str, api_client: client.ApiClient
 ) -> None:
     manifest = KAFKA_TOPIC.format(name="bad", namespace=namespace, partitions='"three"')
-    result = run([kubectl_binary, "apply", "--dry-run=server", "-f", "-"], kube, stdin=manifest, check=False)
+    result = kube.run([kubectl_binary, "apply", "--dry-run=server", "-f", "-"], stdin=manifest, check=False)
     assert result.returncode != 0
     assert "spec.partitions" in result.stderr
     with pytest.raises(ApiException) as missing:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CHARTS, run
 from kubernetes import client
 
 from marketpulse.localenv.pytest_plugin import KubeTarget
@@ -15,8 +14,10 @@ from marketpulse.localenv.versions import KUBERNETES_VERSION
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 
 
-def test_helm_template_renders_for_the_pinned_kubernetes_minor(helm_binary: Path, kube: KubeTarget) -> None:
-    result = run([helm_binary, "template", "smoke", CHARTS / "hello", "--set", "greeting=hi"], kube)
+def test_helm_template_renders_for_the_pinned_kubernetes_minor(
+    helm_binary: Path, kube: KubeTarget, test_charts: Path
+) -> None:
+    result = kube.run([helm_binary, "template", "smoke", test_charts / "hello", "--set", "greeting=hi"])
     (configmap,) = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert configmap["data"]["greeting"] == "hi"
     major_minor = ".".join(KUBERNETES_VERSION.split(".")[:2])
@@ -24,27 +25,15 @@ def test_helm_template_renders_for_the_pinned_kubernetes_minor(helm_binary: Path
 
 
 def test_helm_install_creates_the_release_objects_and_uninstall_removes_them(
-    helm_binary: Path, kube: KubeTarget, namespace: str, api_client: client.ApiClient
+    helm_binary: Path, kube: KubeTarget, namespace: str, api_client: client.ApiClient, test_charts: Path
 ) -> None:
-    run(
-        [
-            helm_binary,
-            "install",
-            "smoke",
-            CHARTS / "hello",
-            "--namespace",
-            namespace,
-            "--wait",
-            "--timeout",
-            "60s",
-        ],
-        kube,
-    )
+    chart = test_charts / "hello"
+    kube.run([helm_binary, "install", "smoke", chart, "--namespace", namespace, "--wait", "--timeout", "60s"])
     core = client.CoreV1Api(api_client)
     configmap = core.read_namespaced_config_map("smoke-greeting", namespace)
     assert configmap.data["greeting"] == "hello"
     assert configmap.metadata.labels["app.kubernetes.io/managed-by"] == "Helm"
 
-    run([helm_binary, "uninstall", "smoke", "--namespace", namespace, "--wait"], kube)
+    kube.run([helm_binary, "uninstall", "smoke", "--namespace", namespace, "--wait"])
     names = [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items]
     assert "smoke-greeting" not in names

@@ -68,6 +68,7 @@ def up(only: OnlyOption = None, state: StateDirOption = None) -> None:
 def status(state: StateDirOption = None) -> None:
     """Show what runs, with which pids and where to connect."""
     table = Table("component", "state", "pids", "connect with")
+    table.columns[3].overflow = "fold"
     for row in DevStack(state or state_dir()).status():
         table.add_row(*row)
     out.print(table)

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from marketpulse.localenv.errors import ComponentError
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -9,8 +9,9 @@ against the cluster in $KUBECONFIG with `--use-existing-cluster` (e.g. kind).
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,31 @@ class KubeTarget:
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 180,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl or helm against this cluster; with `check`, fail the test with the tool's output."""
+        result = subprocess.run(
+            [str(a) for a in argv],
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(map(str, argv))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}",
+                pytrace=False,
+            )
+        return result
 
 
 def _start(factory: Callable[[], Any]) -> Any:
