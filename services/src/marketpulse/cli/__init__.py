@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from marketpulse.cli.dev import dev_app
+from marketpulse.cli.workloads import archive, ingest
 
 app = typer.Typer(
     name="marketpulse",
@@ -13,6 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.command()(ingest)
+app.command()(archive)
 
 
 @app.command()

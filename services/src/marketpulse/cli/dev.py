@@ -17,7 +17,7 @@ dev_app = typer.Typer(
     help="Run Kafka, S3, a Kubernetes control plane and fakesnow on this machine.", no_args_is_help=True
 )
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OnlyOption = Annotated[
     str | None,

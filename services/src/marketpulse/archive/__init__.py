@@ -1,0 +1,1 @@
+"""archive: Kafka ticks → bounded raw NDJSON objects in S3 (bronze); offsets committed after the write."""

@@ -1,0 +1,119 @@
+"""Pure batching rules and object keys for the archive.
+
+An object holds the valid records of one partition's offset range `[first, last]`. Its key is a
+function of that range and of the first record's Kafka timestamp, so re-consuming the same range
+after a crash names the same object: bronze stays exactly-once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from marketpulse.ticks.model import SCHEMA_VERSION, TICKER
+
+PREFIX = "bronze/ticks/"
+OFFSET_DIGITS = 20  # zero-padded so that keys sort by offset
+KEY_PATTERN = re.compile(
+    r"^bronze/ticks/dt=(?P<dt>\d{4}-\d{2}-\d{2})/partition=(?P<partition>\d+)/"
+    r"(?P<first>\d+)-(?P<last>\d+)\.ndjson(?P<gz>\.gz)?$"
+)
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def partition_date(kafka_timestamp_ms: int) -> str:
+    return dt.datetime.fromtimestamp(kafka_timestamp_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+
+
+def key_prefix(date: str, partition: int, first_offset: int) -> str:
+    return f"{PREFIX}dt={date}/partition={partition}/{first_offset:0{OFFSET_DIGITS}d}-"
+
+
+def object_key(date: str, partition: int, first_offset: int, last_offset: int, *, compress: bool) -> str:
+    suffix = ".ndjson.gz" if compress else ".ndjson"
+    return f"{key_prefix(date, partition, first_offset)}{last_offset:0{OFFSET_DIGITS}d}{suffix}"
+
+
+def parse_key(key: str) -> tuple[str, int, int, int] | None:
+    """(date, partition, first, last) of an archive object key, or None for any other key."""
+    match = KEY_PATTERN.match(key)
+    if not match:
+        return None
+    return match["dt"], int(match["partition"]), int(match["first"]), int(match["last"])
+
+
+def check_record(value: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """Cheap structural validation on the archive's hot path: (record, None) or (None, reason)."""
+    if value is None:
+        return None, "record: empty value"
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return None, f"record: not valid JSON ({exc})"
+    if not isinstance(record, dict):
+        return None, "record: expected a JSON object"
+    if record.get("v") != SCHEMA_VERSION:
+        return None, f"v: expected schema version {SCHEMA_VERSION}, got {record.get('v')!r}"
+    symbol = record.get("symbol")
+    if not isinstance(symbol, str) or not TICKER.match(symbol):
+        return None, f"symbol: expected an upper-case ticker, got {symbol!r}"
+    price = record.get("price")
+    if isinstance(price, bool) or not isinstance(price, int | float) or not price > 0:
+        return None, f"price: expected a number > 0, got {price!r}"
+    for name in ("size", "seq"):
+        number = record.get(name)
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            return None, f"{name}: expected an integer >= 0, got {number!r}"
+    for name in ("event_time", "ingest_time"):
+        stamp = record.get(name)
+        if not isinstance(stamp, str) or not _TIMESTAMP.match(stamp):
+            return None, f"{name}: expected an ISO-8601 timestamp with offset, got {stamp!r}"
+    for name in ("producer_id", "source"):
+        text = record.get(name)
+        if not isinstance(text, str) or not text:
+            return None, f"{name}: expected a non-empty string, got {text!r}"
+    return record, None
+
+
+@dataclass
+class PartitionBatch:
+    partition: int
+    first_offset: int
+    first_timestamp_ms: int
+    opened_at: float
+    last_offset: int = -1
+    lines: list[bytes] = field(default_factory=list)
+    size: int = 0
+    timestamps_ms: list[int] = field(default_factory=list)
+
+    def add(self, offset: int, value: bytes | None, timestamp_ms: int) -> None:
+        self.last_offset = offset
+        if value is not None:
+            self.lines.append(value)
+            self.size += len(value) + 1
+            self.timestamps_ms.append(timestamp_ms)
+
+    def skip(self, offset: int) -> None:
+        """An offset that belongs to the range but not to the object (it went to the dead-letter topic)."""
+        self.last_offset = offset
+
+    def due(self, now: float, max_age: float, max_bytes: int) -> bool:
+        return self.size >= max_bytes or now - self.opened_at >= max_age
+
+    def key(self, *, compress: bool) -> str:
+        return object_key(
+            partition_date(self.first_timestamp_ms),
+            self.partition,
+            self.first_offset,
+            self.last_offset,
+            compress=compress,
+        )
+
+    def body(self, *, compress: bool) -> bytes:
+        data = b"\n".join(self.lines) + b"\n" if self.lines else b""
+        return gzip.compress(data, compresslevel=5, mtime=0) if compress else data

@@ -1,0 +1,68 @@
+"""`marketpulse ingest|archive`: the workloads, configured only by environment variables."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from rich.console import Console
+
+from marketpulse.runtime.logs import configure_logging
+from marketpulse.runtime.shutdown import Shutdown
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(kind: type[SettingsT], workload: str) -> SettingsT:
+    """Settings from the environment; a bad variable is a user error that names the variable."""
+    try:
+        return kind()
+    except ValidationError as exc:
+        prefix = str(kind.model_config.get("env_prefix", ""))
+        for problem in exc.errors():
+            field = str(problem["loc"][0]) if problem["loc"] else "?"
+            name = field if field.isupper() else prefix + field.upper()
+            err.print(
+                f"[bold red]error[/] {workload}: {name}: {problem['msg']} (got {problem.get('input')!r})"
+            )
+        raise typer.Exit(code=2) from None
+
+
+def ingest() -> None:
+    """Read the configured source and produce ticks to Kafka (MARKETPULSE_* environment variables)."""
+    from marketpulse.ingest.main import run_ingest
+    from marketpulse.ingest.settings import IngestSettings
+
+    settings = load_settings(IngestSettings, "ingest")
+    configure_logging("ingest", settings.log_level)
+    try:
+        code = run_ingest(settings, Shutdown().install())
+    except ValueError as exc:
+        err.print(f"[bold red]error[/] ingest: {exc}")
+        raise typer.Exit(code=2) from None
+    raise typer.Exit(code=code)
+
+
+def archive() -> None:
+    """Consume ticks and write bronze NDJSON objects to S3 (MARKETPULSE_*, KAFKA_* and S3_* variables)."""
+    from marketpulse.archive.main import run_archive
+    from marketpulse.archive.settings import ArchiveSettings
+    from marketpulse.runtime.settings import S3Settings
+    from marketpulse.storage import S3ObjectStore
+    from marketpulse.storage.s3 import minio_client
+
+    settings = load_settings(ArchiveSettings, "archive")
+    s3 = load_settings(S3Settings, "archive")
+    if not s3.bucket:
+        err.print(
+            "[bold red]error[/] archive: MARKETPULSE_BUCKET: not set; expected the bucket for bronze objects"
+        )
+        raise typer.Exit(code=2)
+    configure_logging("archive", settings.log_level)
+    store = S3ObjectStore(
+        minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key, s3.s3_region), s3.bucket
+    )
+    raise typer.Exit(code=run_archive(settings, store, Shutdown().install()))

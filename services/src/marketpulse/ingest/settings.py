@@ -1,0 +1,34 @@
+"""ingest's environment variables (on top of the common ones)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from marketpulse.runtime.settings import CommonSettings
+from marketpulse.sources.synthetic import Scenario
+
+
+def default_producer_id() -> str:
+    # Unique per process: a restarted ingest starts a new sequence under a new id.
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class IngestSettings(CommonSettings):
+    source: Literal["synthetic"] = "synthetic"
+    synthetic_seed: int = 42
+    synthetic_rate: float = Field(
+        100.0, ge=0, description="ticks per second in total; 0 = as fast as possible"
+    )
+    synthetic_clock: Literal["wall", "simulated"] = "wall"
+    synthetic_ticks_per_second: float = Field(10.0, gt=0, description="per symbol, simulated clock only")
+    tick_limit: int | None = Field(None, ge=0)
+    producer_id: str = Field(default_factory=default_producer_id)
+    ingest_ledger: Path | None = None
+    # JSON list, e.g. [{"kind": "malformed", "at": 100}]: scenario injection for tests and demos.
+    synthetic_scenarios: list[Scenario] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""What every workload shares: structured logs, the metrics/health endpoint, graceful shutdown."""

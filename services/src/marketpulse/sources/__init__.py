@@ -1,0 +1,1 @@
+"""Where ticks come from: synthetic, Finnhub, or a replay file, behind one interface."""

@@ -1,0 +1,189 @@
+"""A deterministic, realistic synthetic market.
+
+Each symbol follows a geometric random walk with its own price level and volatility (both derived
+from the seed and the symbol, so a watchlist change does not reshuffle other symbols). Trade sizes
+are round lots with a heavy tail. In `simulated` time the clock runs through regular NYSE hours
+(09:30-16:00 America/New_York, weekdays) at `ticks_per_second` per symbol, so a backfill spans real
+trading days; in `wall` time event times are now. Scenarios inject gaps, spikes, duplicates and
+malformed records at chosen tick indices, for tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from marketpulse.sources.base import BadRecord, Record
+from marketpulse.ticks import Tick
+
+NEW_YORK = ZoneInfo("America/New_York")
+OPEN = dt.time(9, 30)
+CLOSE = dt.time(16, 0)
+SECONDS_PER_TRADING_YEAR = 252 * 6.5 * 3600
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Inject `kind` at global tick index `at` (0-based, counting every record the source yields).
+
+    gap: the symbol at that index emits nothing for `seconds` of event time (simulated clock only).
+    spike: that tick's price is multiplied by (1 + `magnitude`), once.
+    duplicate: that tick is emitted twice (same producer sequence: an at-least-once redelivery).
+    malformed: a record that is not a valid tick is emitted before it.
+    """
+
+    kind: Literal["gap", "spike", "duplicate", "malformed"]
+    at: int
+    seconds: float = 60.0
+    magnitude: float = 0.1
+
+
+@dataclass(frozen=True)
+class SymbolProfile:
+    start_price: float
+    annual_volatility: float
+
+
+def profile_for(symbol: str, seed: int) -> SymbolProfile:
+    digest = hashlib.sha256(f"{seed}:{symbol}".encode()).digest()
+    unit_a = int.from_bytes(digest[:8], "big") / 2**64
+    unit_b = int.from_bytes(digest[8:16], "big") / 2**64
+    return SymbolProfile(
+        start_price=round(10 * math.exp(unit_a * math.log(60)), 2),  # log-uniform between 10 and 600
+        annual_volatility=0.15 + 0.45 * unit_b,  # 15 % .. 60 %
+    )
+
+
+def next_session_open(moment: dt.datetime) -> dt.datetime:
+    """The next instant (>= moment) inside regular trading hours."""
+    local = moment.astimezone(NEW_YORK)
+    while True:
+        if local.weekday() < 5:
+            open_at = local.replace(hour=OPEN.hour, minute=OPEN.minute, second=0, microsecond=0)
+            close_at = local.replace(hour=CLOSE.hour, minute=CLOSE.minute, second=0, microsecond=0)
+            if local < open_at:
+                return open_at.astimezone(dt.UTC)
+            if local < close_at:
+                return local.astimezone(dt.UTC)
+        local = (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class SyntheticSource:
+    symbols: Sequence[str]
+    producer_id: str
+    seed: int = 42
+    clock: Literal["wall", "simulated"] = "wall"
+    ticks_per_second: float = 10.0  # per symbol, in event time (simulated clock)
+    start: dt.datetime = field(default_factory=lambda: dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.UTC))
+    limit: int | None = None
+    batch_size: int = 1000
+    scenarios: Sequence[Scenario] = ()
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols: at least one symbol is needed")
+        if self.ticks_per_second <= 0:
+            raise ValueError(f"ticks_per_second: must be > 0, got {self.ticks_per_second}")
+        profiles = [profile_for(s, self.seed) for s in self.symbols]
+        self._log_price = np.log([p.start_price for p in profiles])
+        self._sigma = np.array([p.annual_volatility for p in profiles])
+        self._rng = np.random.default_rng(self.seed)
+        self._clock_us = epoch_us(next_session_open(self.start))
+        self._session_close_us = session_close_us(self._clock_us)
+        self._scenarios = {s.at: s for s in self.scenarios}
+        self._gap_until_us: dict[int, int] = {}
+        self._emitted = 0
+
+    def _simulated_times(self, count: int, step_us: int) -> np.ndarray:
+        """Event times for the next `count` ticks, skipping nights and weekends."""
+        times = self._clock_us + step_us * np.arange(1, count + 1, dtype=np.int64)
+        if times[-1] < self._session_close_us:  # the common case: the whole batch fits in the session
+            self._clock_us = int(times[-1])
+            return times
+        for i in range(count):
+            candidate = self._clock_us + step_us
+            if candidate >= self._session_close_us:
+                candidate = epoch_us(
+                    next_session_open(from_epoch_us(self._session_close_us) + dt.timedelta(microseconds=1))
+                )
+                self._session_close_us = session_close_us(candidate)
+            self._clock_us = candidate
+            times[i] = candidate
+        return times
+
+    def batches(self) -> Iterator[list[Record]]:
+        n_symbols = len(self.symbols)
+        step_us = max(1, round(1_000_000 / (self.ticks_per_second * n_symbols)))
+        dt_years = 1.0 / (self.ticks_per_second * SECONDS_PER_TRADING_YEAR)
+        while self.limit is None or self._emitted < self.limit:
+            want = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self._emitted)
+            # Vectorised draws for the whole batch; symbols take turns so each gets the same rate.
+            index = (np.arange(want) + self._emitted) % n_symbols
+            shocks = self._rng.standard_normal(want)
+            sizes = np.maximum(1, np.round(self._rng.lognormal(4.0, 1.0, want))).astype(np.int64)
+            sigma = self._sigma[index]
+            log_returns = sigma * math.sqrt(dt_years) * shocks - 0.5 * sigma**2 * dt_years
+            now_us = time.time_ns() // 1000
+            if self.clock == "simulated":
+                event_times = self._simulated_times(want, step_us).tolist()
+            else:
+                event_times = [now_us] * want
+            batch: list[Record] = []
+            for i in range(want):
+                position = self._emitted + i
+                symbol_index = int(index[i])
+                self._log_price[symbol_index] += log_returns[i]
+                event_us = event_times[i]
+                symbol = self.symbols[symbol_index]
+                price = round(math.exp(self._log_price[symbol_index]), 4)
+                scenario = self._scenarios.get(position)
+                if scenario is not None:
+                    if scenario.kind == "gap":
+                        self._gap_until_us[symbol_index] = event_us + round(scenario.seconds * 1_000_000)
+                    elif scenario.kind == "spike":
+                        price = round(price * (1 + scenario.magnitude), 4)
+                    elif scenario.kind == "malformed":
+                        raw = b'{"v":1,"symbol":"' + symbol.encode() + b'","price":"not-a-number"}'
+                        batch.append(
+                            BadRecord(raw, "price: expected a number (injected malformed record)", symbol)
+                        )
+                if self._gap_until_us:
+                    until = self._gap_until_us.get(symbol_index)
+                    if until is not None:
+                        if event_us < until:
+                            continue
+                        del self._gap_until_us[symbol_index]
+                tick = Tick(
+                    symbol, price, int(sizes[i]), event_us, now_us, "synthetic", self.producer_id, self._seq
+                )
+                self._seq += 1
+                batch.append(tick)
+                if scenario is not None and scenario.kind == "duplicate":
+                    batch.append(tick)
+            self._emitted += want
+            yield batch
+
+
+def epoch_us(moment: dt.datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(value: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=value)
+
+
+def session_close_us(moment_us: int) -> int:
+    local = from_epoch_us(moment_us).astimezone(NEW_YORK)
+    return epoch_us(local.replace(hour=CLOSE.hour, minute=CLOSE.minute, second=0, microsecond=0))

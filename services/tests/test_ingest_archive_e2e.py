@@ -1,0 +1,197 @@
+"""ingest → Kafka → archive → S3 with the real broker and S3 server, driven only by environment variables.
+
+The ledger holds every (producer_id, seq) Kafka acknowledged; bronze must hold each exactly once,
+also when the archiver dies between writing an object and committing its offsets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+from minio import Minio
+
+from marketpulse.archive.batching import parse_key
+from marketpulse.localenv.kafka import KafkaServer
+from marketpulse.localenv.s3 import S3Server
+
+pytestmark = [pytest.mark.kafka, pytest.mark.s3]
+
+MARKETPULSE = str(Path(sys.executable).parent / "marketpulse")
+
+
+@dataclass
+class Pipeline:
+    name: str
+    env: dict[str, str]
+    bucket: str
+    ticks_topic: str
+    dlq_topic: str
+    workdir: Path
+    minio: Minio
+    bootstrap: str
+
+    def run(self, command: str, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{command}-{time.monotonic_ns()}.log").open("wb")
+        return subprocess.Popen(
+            [MARKETPULSE, command], env={**self.env, **(extra or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.workdir.glob("*.log")))
+
+    def bronze(self) -> tuple[list[tuple[str, int]], list[str]]:
+        """(producer_id, seq) of every record in every bronze object, and the object keys."""
+        identities: list[tuple[str, int]] = []
+        keys = []
+        for item in self.minio.list_objects(self.bucket, prefix="bronze/ticks/", recursive=True):
+            assert item.object_name is not None
+            keys.append(item.object_name)
+            response = self.minio.get_object(self.bucket, item.object_name)
+            try:
+                for line in response.read().splitlines():
+                    record = orjson.loads(line)
+                    identities.append((record["producer_id"], record["seq"]))
+            finally:
+                response.close()
+                response.release_conn()
+        return identities, keys
+
+
+def read_ledger(path: Path) -> list[tuple[str, int]]:
+    if not path.exists():
+        return []
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return [(producer, int(seq)) for producer, seq in rows]
+
+
+def wait_until(predicate: object, timeout: float, what: str, pipeline: Pipeline) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{pipeline.logs()}")
+
+
+@pytest.fixture
+def pipeline(kafka_server: KafkaServer, s3_server: S3Server, tmp_path: Path) -> Pipeline:
+    name = f"p{uuid.uuid4().hex[:6]}"
+    ticks, dlq = f"test.{name}.ticks", f"test.{name}.ticks.dlq"
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(ticks, 3, 1), NewTopic(dlq, 1, 1)]).values():
+        future.result(timeout=30)
+    minio = Minio(
+        s3_server.endpoint.removeprefix("http://"),
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+        secure=False,
+        region="us-east-1",
+    )
+    bucket = f"mp-{name}"
+    minio.make_bucket(bucket)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MARKETPULSE_")},
+        **kafka_server.settings(),
+        **s3_server.settings(),
+        "MARKETPULSE_NAMESPACE": "test",
+        "MARKETPULSE_PIPELINE": name,
+        "MARKETPULSE_BUCKET": bucket,
+        "MARKETPULSE_WATCHLIST": "AAPL,MSFT,NVDA,SPY",
+        "MARKETPULSE_METRICS_PORT": "0",
+        "MARKETPULSE_SYNTHETIC_CLOCK": "simulated",
+        "MARKETPULSE_SYNTHETIC_RATE": "0",
+        "MARKETPULSE_INGEST_LEDGER": str(tmp_path / "ledger.txt"),
+        "MARKETPULSE_ARCHIVE_MAX_AGE_SECONDS": "0.5",
+        "MARKETPULSE_ARCHIVE_MAX_BYTES": "200000",
+    }
+    return Pipeline(name, env, bucket, ticks, dlq, tmp_path, minio, kafka_server.bootstrap_servers)
+
+
+def test_every_acknowledged_tick_lands_in_bronze_once_and_poison_goes_to_the_dlq(pipeline: Pipeline) -> None:
+    ingest = pipeline.run(
+        "ingest",
+        {
+            "MARKETPULSE_TICK_LIMIT": "20000",
+            "MARKETPULSE_SYNTHETIC_SCENARIOS": '[{"kind": "malformed", "at": 777}]',
+        },
+    )
+    archive = pipeline.run("archive")
+    try:
+        assert ingest.wait(timeout=120) == 0, pipeline.logs()
+        ledger = read_ledger(pipeline.workdir / "ledger.txt")
+        assert len(ledger) == 20000
+        wait_until(lambda: len(pipeline.bronze()[0]) >= len(ledger), 60, "bronze to catch up", pipeline)
+    finally:
+        archive.send_signal(signal.SIGTERM)
+    assert archive.wait(timeout=60) == 0, pipeline.logs()
+
+    identities, keys = pipeline.bronze()
+    assert Counter(identities) == Counter(ledger), (
+        "bronze must hold exactly the acknowledged ticks, once each"
+    )
+    parsed = [parse_key(key) for key in keys]
+    assert all(parsed), keys
+    # Per partition, object offset ranges are contiguous and do not overlap.
+    for partition in {p[1] for p in parsed if p}:
+        ranges = sorted((p[2], p[3]) for p in parsed if p and p[1] == partition)
+        assert all(b[0] > a[1] for a, b in itertools.pairwise(ranges))
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.bootstrap,
+            "group.id": f"dlq-{pipeline.name}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([pipeline.dlq_topic])
+    try:
+        message = None
+        for _ in range(30):
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                break
+        assert message is not None
+        assert message.error() is None
+        headers = dict(message.headers() or [])
+        assert headers["stage"] == b"ingest"
+        assert b"price" in headers["error"]
+        assert message.key() in (b"AAPL", b"MSFT", b"NVDA", b"SPY")
+    finally:
+        consumer.close()
+
+
+def test_an_archiver_killed_between_object_write_and_commit_does_not_duplicate_bronze(
+    pipeline: Pipeline,
+) -> None:
+    ingest = pipeline.run("ingest", {"MARKETPULSE_TICK_LIMIT": "15000"})
+    crashing = pipeline.run("archive", {"MARKETPULSE_FAILPOINTS": "archive.after-object-write=3"})
+    assert crashing.wait(timeout=120) == 137, pipeline.logs()
+    assert ingest.wait(timeout=120) == 0, pipeline.logs()
+    written_before_restart = len(pipeline.bronze()[1])
+    assert written_before_restart >= 3
+
+    archive = pipeline.run("archive")
+    try:
+        ledger = read_ledger(pipeline.workdir / "ledger.txt")
+        wait_until(lambda: len(pipeline.bronze()[0]) >= len(ledger), 90, "bronze to catch up", pipeline)
+    finally:
+        archive.send_signal(signal.SIGTERM)
+    assert archive.wait(timeout=60) == 0, pipeline.logs()
+    identities, _ = pipeline.bronze()
+    duplicates = [identity for identity, count in Counter(identities).items() if count > 1]
+    assert not duplicates, f"{len(duplicates)} ticks are in bronze twice"
+    assert Counter(identities) == Counter(ledger)
+    assert "object already in bronze; skipped" in pipeline.logs()
