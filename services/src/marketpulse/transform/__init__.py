@@ -1,0 +1,1 @@
+"""transform: load new bronze objects into the warehouse, run dbt (silver, gold), publish gold."""

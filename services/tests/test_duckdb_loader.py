@@ -1,0 +1,130 @@
+"""Bronze objects in the real S3 server load into DuckDB exactly once, also across a crash mid-load."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+from minio import Minio
+
+from marketpulse.archive.batching import PartitionBatch
+from marketpulse.localenv.s3 import S3Server
+from marketpulse.sources.synthetic import SyntheticSource
+from marketpulse.storage import S3ObjectStore
+from marketpulse.storage.s3 import minio_client
+from marketpulse.ticks import Tick, encode_tick
+from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+
+pytestmark = pytest.mark.s3
+
+
+def write_objects(
+    client: Minio,
+    bucket: str,
+    ticks: list[Tick],
+    per_object: int,
+    *,
+    compress: bool = False,
+    first_offset: int = 0,
+) -> list[str]:
+    keys = []
+    for start in range(0, len(ticks), per_object):
+        chunk = ticks[start : start + per_object]
+        batch = PartitionBatch(0, first_offset + start, 1_767_623_400_000, 0.0)
+        for i, tick in enumerate(chunk):
+            batch.add(first_offset + start + i, encode_tick(tick), 0)
+        key, body = batch.key(compress=compress), batch.body(compress=compress)
+        client.put_object(bucket, key, io.BytesIO(body), len(body))
+        keys.append(key)
+    return keys
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> tuple[Minio, str, S3ObjectStore]:
+    client = minio_client(s3_server.endpoint, s3_server.access_key, s3_server.secret_key)
+    name = f"load-{uuid.uuid4().hex[:8]}"
+    client.make_bucket(name)
+    return client, name, S3ObjectStore(client, name)
+
+
+def synthetic(limit: int, seed: int = 1) -> list[Tick]:
+    return [
+        t
+        for b in SyntheticSource(["AAPL", "MSFT"], "p-1", seed=seed, clock="simulated", limit=limit).batches()
+        for t in b
+        if isinstance(t, Tick)
+    ]
+
+
+def test_new_objects_load_once_with_their_key_and_reruns_load_nothing(
+    bucket: tuple[Minio, str, S3ObjectStore], tmp_path: Path
+) -> None:
+    client, name, store = bucket
+    ticks = synthetic(3000)
+    write_objects(client, name, ticks[:2000], per_object=500)
+    write_objects(client, name, ticks[2000:], per_object=500, compress=True, first_offset=2000)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    loader = DuckDBBronzeLoader(con, store)
+
+    first = loader.load_new()
+    assert (first.objects, first.rows) == (6, 3000)
+    assert loader.load_new().rows == 0
+
+    rows = con.execute(
+        "select producer_id, seq, symbol, price, size, epoch_us(event_time), _object_key "
+        "from bronze.raw_ticks order by seq"
+    ).fetchall()
+    assert [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
+        (t.producer_id, t.seq, t.symbol, t.price, t.size, t.event_time_us) for t in ticks
+    ]
+    assert rows[0][6].startswith("bronze/ticks/dt=2026-01-05/partition=0/")
+    manifest = con.execute("select count(*), sum(row_count) from bronze._load_manifest").fetchone()
+    assert manifest == (6, 3000)
+
+    more = synthetic(4000, seed=1)[3000:]
+    write_objects(client, name, more, per_object=1000, first_offset=3000)
+    assert loader.load_new().rows == 1000
+    assert con.execute(
+        "select count(*), count(distinct (producer_id, seq)) from bronze.raw_ticks"
+    ).fetchone() == (4000, 4000)
+
+
+def test_a_load_killed_mid_transaction_leaves_nothing_and_the_rerun_loads_everything(
+    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server, tmp_path: Path
+) -> None:
+    client, name, store = bucket
+    write_objects(client, name, synthetic(2000), per_object=250)
+    database = tmp_path / "warehouse.duckdb"
+    script = textwrap.dedent(f"""
+        import duckdb
+        from marketpulse.storage import S3ObjectStore
+        from marketpulse.storage.s3 import minio_client
+        from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+        client = minio_client({s3_server.endpoint!r}, {s3_server.access_key!r}, {s3_server.secret_key!r})
+        DuckDBBronzeLoader(duckdb.connect({str(database)!r}), S3ObjectStore(client, {name!r})).load_new()
+    """)
+    crashed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={"MARKETPULSE_FAILPOINTS": "transform.mid-load"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert crashed.returncode == 137, crashed.stderr
+
+    con = duckdb.connect(str(database))
+    loader = DuckDBBronzeLoader(con, store)
+    loader.ensure_tables()
+    assert con.execute("select count(*) from bronze.raw_ticks").fetchone() == (0,)
+    assert con.execute("select count(*) from bronze._load_manifest").fetchone() == (0,)
+    assert loader.load_new().rows == 2000
+    assert con.execute("select count(distinct (producer_id, seq)) from bronze.raw_ticks").fetchone() == (
+        2000,
+    )
