@@ -119,8 +119,8 @@ class DuckDBBronzeLoader:
                 self.con.execute(
                     f"""
                     create or replace temp table _chunk as
-                    select t.symbol, t.price, t.size, t.event_time, t.ingest_time, t.source, t.producer_id, t.seq,
-                           t.v as schema_version, substr(t.filename, ?) as _object_key,
+                    select t.symbol, t.price, t.size, t.event_time, t.ingest_time, t.source, t.producer_id,
+                           t.seq, t.v as schema_version, substr(t.filename, ?) as _object_key,
                            now() as _loaded_at
                     from read_json(?, format = 'newline_delimited', columns = {columns}, filename = true) as t
                     """,
