@@ -4,21 +4,46 @@ from __future__ import annotations
 
 import logging
 
+from minio.error import S3Error
 from prometheus_client import Gauge
 
 from marketpulse.ingest.pacing import Pacer
 from marketpulse.ingest.producer import TickProducer
 from marketpulse.ingest.settings import IngestSettings
 from marketpulse.runtime.http import serve_metrics_and_health
+from marketpulse.runtime.settings import S3Settings
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.sources.base import TickSource
+from marketpulse.sources.replay import ReplaySource, local_opener
 from marketpulse.sources.synthetic import SyntheticSource
+from marketpulse.storage import S3ObjectStore
+from marketpulse.storage.s3 import minio_client
 
 log = logging.getLogger(__name__)
 QUEUED = Gauge("marketpulse_ingest_queue_records", "Records waiting in the producer's local queue.")
 
 
+def s3_opener(uri: str) -> bytes:
+    """Read `s3://bucket/key` with the S3_* settings."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ValueError(f"MARKETPULSE_REPLAY_URI: {uri!r} is not s3://bucket/key")
+    s3 = S3Settings()
+    client = minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key, s3.s3_region)
+    try:
+        return S3ObjectStore(client, bucket).get(key)
+    except S3Error as exc:
+        raise ValueError(f"MARKETPULSE_REPLAY_URI: cannot read {uri}: {exc.code}") from None
+
+
 def build_source(settings: IngestSettings) -> TickSource:
+    if settings.source == "replay":
+        if not settings.replay_uri:
+            raise ValueError("MARKETPULSE_REPLAY_URI: not set; expected a local path or s3://bucket/key")
+        opener = s3_opener if settings.replay_uri.startswith("s3://") else local_opener
+        return ReplaySource(
+            settings.replay_uri, opener, speed=settings.replay_speed, file_format=settings.replay_format
+        )
     if not settings.watchlist:
         raise ValueError("MARKETPULSE_WATCHLIST: empty; expected comma-separated tickers such as AAPL,MSFT")
     return SyntheticSource(
@@ -47,7 +72,8 @@ def run_ingest(settings: IngestSettings, shutdown: Shutdown) -> int:
         serve_metrics_and_health(
             settings.metrics_port, healthy=lambda: producer.failed == 0 or producer.acked > 0
         )
-    pacer = Pacer(settings.synthetic_rate)
+    # A replay paces itself by event time; the synthetic source is paced to its target rate here.
+    pacer = Pacer(settings.synthetic_rate if settings.source == "synthetic" else 0)
     log.info(
         "ingest started",
         extra={

@@ -20,7 +20,7 @@ def default_producer_id() -> str:
 
 
 class IngestSettings(CommonSettings):
-    source: Literal["synthetic"] = "synthetic"
+    source: Literal["synthetic", "replay"] = "synthetic"
     synthetic_seed: int = 42
     synthetic_rate: float = Field(
         100.0, ge=0, description="ticks per second in total; 0 = as fast as possible"
@@ -30,5 +30,10 @@ class IngestSettings(CommonSettings):
     tick_limit: int | None = Field(None, ge=0)
     producer_id: str = Field(default_factory=default_producer_id)
     ingest_ledger: Path | None = None
+    replay_uri: str = Field("", description="local path or s3://bucket/key of an .ndjson or .csv file")
+    replay_speed: float = Field(
+        1.0, ge=0, description="1 = real time, 10 = ten times faster, 0 = as fast as possible"
+    )
+    replay_format: Literal["ndjson", "csv"] | None = None
     # JSON list, e.g. [{"kind": "malformed", "at": 100}]: scenario injection for tests and demos.
     synthetic_scenarios: list[Scenario] = Field(default_factory=list)
