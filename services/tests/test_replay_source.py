@@ -97,7 +97,7 @@ def test_a_csv_without_the_required_columns_is_refused_with_what_is_expected(tmp
     path = tmp_path / "ticks.csv"
     path.write_text("ticker,time,px\nAAPL,1,1\n")
     with pytest.raises(
-        ValueError, match="lacks column.*symbol.*expected at least symbol,timestamp,price,size"
+        ValueError, match=r"lacks column.*symbol.*expected at least symbol,timestamp,price,size"
     ):
         records(ReplaySource(str(path), local_opener, speed=0))
 
