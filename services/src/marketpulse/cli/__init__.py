@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from marketpulse.cli.dashboard import dashboard
 from marketpulse.cli.dev import dev_app
 from marketpulse.cli.workloads import archive, ingest
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.command()(ingest)
 app.command()(archive)
+app.command()(dashboard)
 
 
 @app.command()
