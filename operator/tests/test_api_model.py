@@ -84,6 +84,7 @@ def test_the_wire_format_is_camel_case_and_leaves_unset_fields_out() -> None:
         "bootstrapServers": "k:9092",
         "partitions": 3,
         "retentionHours": 168,
+        "authentication": "none",
     }
     assert wire["deletionPolicy"] == "Retain"
     assert "bucket" not in wire["storage"]

@@ -6,6 +6,7 @@ import typer
 
 from marketpulse.cli.dashboard import dashboard
 from marketpulse.cli.dev import dev_app
+from marketpulse.cli.operator import operator
 from marketpulse.cli.workloads import archive, ingest
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app.add_typer(dev_app, name="dev")
 app.command()(ingest)
 app.command()(archive)
 app.command()(dashboard)
+app.command()(operator)
 
 
 @app.command()

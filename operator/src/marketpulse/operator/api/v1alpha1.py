@@ -47,6 +47,7 @@ Ticker = Annotated[str, text(10, pattern=TICKER_PATTERN)]
 
 SourceType = Literal["synthetic", "finnhub", "replay"]
 TopicBackend = Literal["strimzi", "direct"]
+KafkaAuthentication = Literal["none", "scram-sha-512"]
 WarehouseType = Literal["duckdb", "snowflake"]
 TransformMode = Literal["cron", "continuous"]
 DeletionPolicy = Literal["Retain", "Delete"]
@@ -187,6 +188,13 @@ class KafkaSpec(ApiModel):
     retention_hours: Annotated[Integer, Field(ge=1, le=87_600)] = Field(
         default=168, description="How long Kafka keeps ticks; the S3 archive is the long-term copy."
     )
+    authentication: KafkaAuthentication = Field(
+        default="none",
+        description=(
+            "none: plain connections. scram-sha-512 (strimzi only): a KafkaUser with ACLs limited to the "
+            "pipeline's topics and consumer groups; workloads log in with the password Strimzi generates."
+        ),
+    )
 
     @rule(
         cel="self.topicBackend != 'direct' || has(self.bootstrapServers)",
@@ -196,6 +204,18 @@ class KafkaSpec(ApiModel):
     )
     def _direct_has_bootstrap_servers(self) -> bool:
         return self.topic_backend != "direct" or self.bootstrap_servers is not None
+
+    @rule(
+        cel="self.authentication == 'none' || self.topicBackend == 'strimzi'",
+        message=(
+            "kafka.authentication scram-sha-512 needs kafka.topicBackend strimzi: "
+            "users and ACLs are managed as Strimzi KafkaUsers"
+        ),
+        field_path=".authentication",
+        reason="FieldValueForbidden",
+    )
+    def _authentication_needs_strimzi(self) -> bool:
+        return self.authentication == "none" or self.topic_backend == "strimzi"
 
     @transition_rule(
         cel="self.partitions >= oldSelf.partitions",

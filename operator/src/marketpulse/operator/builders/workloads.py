@@ -1,0 +1,86 @@
+"""Deployments, the transform CronJob and the warehouse volume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketpulse.operator.api import StockPipelineSpec
+from marketpulse.operator.builders.context import BuildContext
+from marketpulse.operator.builders.pods import build_pod_template
+from marketpulse.workloads import Workload
+
+
+def _meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
+    return {"name": name, "namespace": ctx.names.namespace, "labels": ctx.names.labels(component)}
+
+
+def build_workload_deployment(
+    workload: Workload, spec: StockPipelineSpec, ctx: BuildContext
+) -> dict[str, Any]:
+    names = ctx.names
+    deployment_spec: dict[str, Any] = {
+        "replicas": 0 if spec.suspend else 1,
+        "revisionHistoryLimit": 3,
+        "selector": {"matchLabels": names.selector(workload.component)},
+        "template": build_pod_template(workload, ctx),
+    }
+    if workload.mode == "singleton":
+        # Never two transforms at once: DuckDB allows one writer, and runs must not overlap.
+        deployment_spec["strategy"] = {"type": "Recreate"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(names.workload(workload.component), ctx, workload.component),
+        "spec": deployment_spec,
+    }
+
+
+def build_transform_cronjob(workload: Workload, spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
+    names = ctx.names
+    cron_spec: dict[str, Any] = {
+        "schedule": workload.schedule,
+        "suspend": spec.suspend,
+        # A run that is still loading or building must finish before the next one starts.
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 300,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {
+            "metadata": {"labels": names.labels(workload.component)},
+            "spec": {
+                "backoffLimit": 2,
+                "ttlSecondsAfterFinished": 86_400,
+                "template": build_pod_template(workload, ctx, restart_policy="Never"),
+            },
+        },
+    }
+    if workload.time_zone:
+        cron_spec["timeZone"] = workload.time_zone
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _meta(names.workload(workload.component), ctx, workload.component),
+        "spec": cron_spec,
+    }
+
+
+def build_warehouse_pvc(spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
+    duckdb = spec.warehouse.duckdb_settings
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": duckdb.volume_size}},
+    }
+    if duckdb.storage_class_name:
+        claim_spec["storageClassName"] = duckdb.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(ctx.names.warehouse_claim, ctx, "warehouse"),
+        "spec": claim_spec,
+    }
+
+
+def build_workload(workload: Workload, spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
+    if workload.mode == "scheduled":
+        return build_transform_cronjob(workload, spec, ctx)
+    return build_workload_deployment(workload, spec, ctx)

@@ -1,0 +1,224 @@
+"""Thin kopf handlers: each one locks the pipeline, calls `reconcile`, and writes what changed.
+
+Handlers are registered on a registry built from settings (`build_registry`), not at import
+time, so the timer interval and the credentials are the ones read at start-up, and tests run the
+real handlers with their own settings through `kopf.testing.KopfRunner(registry=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from marketpulse.operator.api import GROUP, PLURAL, VERSION
+from marketpulse.operator.kube import KubeApi, KubeError, load_configuration
+from marketpulse.operator.metrics import API_WRITES, DURATION, ERRORS, RECONCILES, PhaseBook
+from marketpulse.operator.reconcile import Outcome, Runtime, cleanup, reconcile
+from marketpulse.operator.settings import OperatorSettings
+from marketpulse.operator.status import PROGRESSING, summarize, transitions
+
+FINALIZER = "marketpulse.io/cleanup"
+ANNOTATION_PREFIX = "marketpulse.io"
+RETRY_DELAY = 5.0
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+STATUS_KEYS = ("observedGeneration", "phase", "conditions", "topics", "bucket", "dashboardUrl", "freshness")
+
+
+@dataclass
+class OperatorState:
+    settings: OperatorSettings
+    runtime: Runtime | None = None
+    phases: PhaseBook = field(default_factory=PhaseBook)
+    metrics_server: Any = None
+
+    def require_runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise kopf.TemporaryError("the operator is still starting", delay=1)
+        return self.runtime
+
+
+def status_changes(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the status keys that differ; keys we no longer set are removed (None in a merge patch)."""
+    changes = {k: v for k, v in desired.items() if current.get(k) != v}
+    changes.update({k: None for k in STATUS_KEYS if k in current and k not in desired})
+    return changes
+
+
+def _emit_events(body: kopf.Body, previous: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+    """An Event per condition that changed status and per phase change: the moments people look for."""
+    for condition in transitions(previous.get("conditions", []), status["conditions"]):
+        if condition["type"] == "Ready":
+            continue
+        healthy = condition["status"] == "True" or condition["reason"] in PROGRESSING
+        kopf.event(
+            body,
+            type="Normal" if healthy else "Warning",
+            reason=condition["reason"],
+            message=f"{condition['type']}: {condition['message']}"[:1024],
+        )
+    if previous.get("phase") != status["phase"]:
+        kopf.event(
+            body,
+            type="Warning" if status["phase"] in ("Degraded", "Failed") else "Normal",
+            reason=status["phase"],
+            message=f"phase {previous.get('phase', 'Pending')} -> {status['phase']}",
+        )
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    state = OperatorState(settings)
+    resource = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # One source of credentials for kopf's watches and for the operator's own client.
+        configuration = load_configuration(settings.kubeconfig)
+        # auth_settings() resolves the token wherever the client keeps it (and refreshes in-cluster ones).
+        bearer = configuration.auth_settings().get("BearerToken", {}).get("value") or ""
+        token = str(bearer).removeprefix("Bearer ").strip()
+        return kopf.ConnectionInfo(
+            server=configuration.host,
+            ca_path=configuration.ssl_ca_cert,
+            insecure=not configuration.verify_ssl,
+            certificate_path=configuration.cert_file,
+            private_key_path=configuration.key_file,
+            scheme="Bearer" if token else None,
+            token=token or None,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, logger: Logger, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
+        # Log lines stay logs; Events are posted on purpose (transitions, errors) via kopf.event.
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.execution.max_workers = 16
+        kube = KubeApi(load_configuration(state.settings.kubeconfig))
+        capabilities = await kube.discover()
+        logger.info("cluster serves: %s", capabilities)
+        state.runtime = Runtime(state.settings, kube, capabilities)
+        if state.settings.metrics_port:
+            server, _thread = prometheus_client.start_http_server(state.settings.metrics_port)
+            state.metrics_server = server
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(**_: Any) -> None:
+        if state.metrics_server is not None:
+            state.metrics_server.shutdown()
+        if state.runtime is not None:
+            state.runtime.kube.close()
+            state.runtime.pool.shutdown(wait=False, cancel_futures=True)
+
+    @kopf.on.probe(id="pipelines", registry=registry)
+    def probe(**_: Any) -> int:
+        return len(state.runtime.locks) if state.runtime else 0
+
+    async def run(trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
+        runtime = state.require_runtime()
+        RECONCILES.labels(trigger).inc()
+        started = time.perf_counter()
+        meta = body.get("metadata", {})
+        try:
+            async with runtime.lock(meta["uid"]):
+                outcome: Outcome = await reconcile(
+                    runtime,
+                    body,
+                    lambda objs: kopf.adopt(objs, owner=body),
+                    logger,
+                    fresh=trigger == "create",
+                )
+        except KubeError as exc:
+            ERRORS.labels(trigger, "temporary").inc()
+            raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=RETRY_DELAY) from None
+        except Exception:
+            ERRORS.labels(trigger, "unexpected").inc()
+            raise
+        finally:
+            DURATION.labels(trigger).observe(time.perf_counter() - started)
+        previous = dict(body.get("status") or {})
+        status = summarize(outcome.observed, generation=int(meta.get("generation", 0)))
+        changes = status_changes(previous, status)
+        if changes:
+            API_WRITES.labels("StockPipeline", "status").inc()
+            for key, value in changes.items():
+                patch.status[key] = value
+            _emit_events(body, previous, status)
+        state.phases.set(meta["uid"], status["phase"])
+        if outcome.invalid is not None:
+            ERRORS.labels(trigger, "permanent").inc()
+            raise kopf.PermanentError(str(outcome.invalid))
+        if outcome.transient:
+            ERRORS.labels(trigger, "temporary").inc()
+            raise kopf.TemporaryError("; ".join(outcome.transient), delay=RETRY_DELAY)
+
+    @kopf.on.resume(*resource, registry=registry)
+    async def resume_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await run("resume", body, patch, logger)
+
+    @kopf.on.create(*resource, registry=registry)
+    async def create_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await run("create", body, patch, logger)
+
+    @kopf.on.update(*resource, field="spec", registry=registry)
+    async def update_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await run("update", body, patch, logger)
+
+    @kopf.timer(
+        *resource,
+        interval=settings.resync_seconds,
+        initial_delay=settings.resync_seconds,
+        # Not while kopf is still handling a change: that reconcile is under way already.
+        idle=min(settings.resync_seconds, 1.0),
+        registry=registry,
+    )
+    async def resync_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await run("timer", body, patch, logger)
+
+    @kopf.on.delete(*resource, registry=registry)
+    async def delete_pipeline(body: kopf.Body, logger: Logger, **_: Any) -> None:
+        runtime = state.require_runtime()
+        RECONCILES.labels("delete").inc()
+        try:
+            async with runtime.lock(body["metadata"]["uid"]):
+                done = await cleanup(runtime, body)
+        except KubeError as exc:
+            ERRORS.labels("delete", "temporary").inc()
+            raise kopf.TemporaryError(f"cleanup: {exc}", delay=RETRY_DELAY) from None
+        except kopf.PermanentError:
+            raise
+        except ValueError as exc:  # an invalid spec cannot say what to keep; let the pipeline go
+            logger.warning("cleanup skipped: %s", exc)
+            return
+        except Exception as exc:  # S3 or Kafka unreachable: the finalizer waits for them
+            ERRORS.labels("delete", "temporary").inc()
+            raise kopf.TemporaryError(f"cleanup: {exc}", delay=RETRY_DELAY) from None
+        finally:
+            state.phases.set(body["metadata"]["uid"], None)
+            runtime.locks.pop(body["metadata"]["uid"], None)
+        if done.retained:
+            kopf.event(
+                body,
+                type="Normal",
+                reason="Retained",
+                message=(
+                    f"deletionPolicy Retain: kept {', '.join(done.retained)}; delete them by hand when "
+                    "no longer needed"
+                )[:1024],
+            )
+        if done.deleted:
+            kopf.event(
+                body, type="Normal", reason="Deleted", message=f"deleted {', '.join(done.deleted)}"[:1024]
+            )
+
+    return registry

@@ -1,0 +1,254 @@
+"""The pure builders: every child of a pipeline, rendered from the spec without a cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from marketpulse.operator.api import StockPipeline, validate_stockpipeline
+from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
+from marketpulse.operator.diff import covers, manifest_hash, up_to_date, with_hash
+from marketpulse.operator.rbac import CLUSTER_RULES
+
+SAMPLES = Path(__file__).parents[1] / "config" / "samples"
+ALL = Capabilities("kafka.strimzi.io/v1", "kafka.strimzi.io/v1", True, True)
+
+
+def pipeline(name: str = "synthetic-duckdb", namespace: str = "trading", **spec: Any) -> StockPipeline:
+    document = yaml.safe_load((SAMPLES / f"stockpipeline-{name}.yaml").read_text())
+    document["metadata"]["namespace"] = namespace
+    document["spec"].update(spec)
+    return validate_stockpipeline(document)
+
+
+def render(p: StockPipeline, caps: Capabilities = ALL) -> dict[str, dict[str, Any]]:
+    ctx = BuildContext(names=names_for(p), image="img:1", capabilities=caps)
+    return {f"{m['kind']}/{m['metadata']['name']}": m for m in render_children(p, ctx)}
+
+
+def pod_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    if manifest["kind"] == "CronJob":
+        return dict(manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    return dict(manifest["spec"]["template"]["spec"])
+
+
+def env(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod_of(manifest)["containers"][0]["env"]}
+
+
+def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_monitoring() -> None:
+    assert set(render(pipeline())) == {
+        "KafkaTopic/demo-ticks",
+        "KafkaTopic/demo-ticks-dlq",
+        "KafkaTopic/demo-alerts",
+        "PersistentVolumeClaim/demo-warehouse",
+        "Deployment/demo-ingest",
+        "Deployment/demo-archive",
+        "CronJob/demo-transform",
+        "Deployment/demo-dashboard",
+        "Service/demo-dashboard",
+        "Ingress/demo-dashboard",
+        "Service/demo-metrics",
+        "ServiceMonitor/demo",
+        "PrometheusRule/demo",
+    }
+
+
+def test_monitoring_and_kafkatopics_are_left_out_where_the_cluster_does_not_serve_them() -> None:
+    kinds = {key.split("/")[0] for key in render(pipeline(), Capabilities())}
+    assert kinds == {"PersistentVolumeClaim", "Deployment", "CronJob", "Service", "Ingress"}
+
+
+def test_a_v1beta2_cluster_gets_v1beta2_kafkatopics() -> None:
+    found = render(pipeline(), Capabilities(kafka_topic_version="kafka.strimzi.io/v1beta2"))
+    assert found["KafkaTopic/demo-ticks"]["apiVersion"] == "kafka.strimzi.io/v1beta2"
+
+
+def test_every_child_carries_the_standard_labels_and_a_name_that_fits() -> None:
+    for key, child in render(pipeline()).items():
+        labels = child["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "marketpulse", key
+        assert labels["app.kubernetes.io/instance"] == "demo", key
+        assert labels["app.kubernetes.io/part-of"] == "marketpulse", key
+        assert labels["app.kubernetes.io/managed-by"] == "marketpulse-operator", key
+        assert "app.kubernetes.io/component" in labels, key
+        assert child["metadata"]["namespace"] == "trading"
+
+
+def test_names_of_a_40_character_pipeline_fit_63_and_the_cronjob_52() -> None:
+    long = pipeline(namespace="n" * 63)
+    found = render(long.model_copy(update={"metadata": long.metadata.model_copy(update={"name": "a" * 40})}))
+    for key, child in found.items():
+        limit = 52 if key.startswith("CronJob/") else 63
+        assert len(child["metadata"]["name"]) <= limit, key
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    for key, child in render(pipeline()).items():
+        if child["kind"] not in ("Deployment", "CronJob"):
+            continue
+        pod = pod_of(child)
+        assert pod["securityContext"]["runAsNonRoot"] is True, key
+        assert isinstance(pod["securityContext"]["runAsUser"], int), key
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, key
+        container = pod["containers"][0]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False, key
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}, key
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, key
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], key
+        assert container["image"] == "img:1"
+
+
+def test_only_transform_mounts_the_duckdb_volume() -> None:
+    mounting = [
+        key
+        for key, child in render(pipeline()).items()
+        if child["kind"] in ("Deployment", "CronJob")
+        and any("persistentVolumeClaim" in v for v in pod_of(child)["volumes"])
+    ]
+    assert mounting == ["CronJob/demo-transform"]
+
+
+def test_the_transform_cronjob_never_overlaps_and_continuous_mode_is_one_recreated_replica() -> None:
+    cron = render(pipeline())["CronJob/demo-transform"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["spec"]["schedule"] == "*/5 * * * *"
+    continuous = render(pipeline("direct-topics"))["Deployment/fx-lab-transform"]
+    assert continuous["spec"]["strategy"] == {"type": "Recreate"}
+    assert continuous["spec"]["replicas"] == 1
+    assert env(continuous)["MARKETPULSE_TRANSFORM_MODE"] == "continuous"
+
+
+def test_suspend_scales_deployments_to_zero_and_suspends_the_cronjob() -> None:
+    found = render(pipeline(suspend=True))
+    assert {c["spec"]["replicas"] for c in found.values() if c["kind"] == "Deployment"} == {0}
+    assert found["CronJob/demo-transform"]["spec"]["suspend"] is True
+    resumed = render(pipeline(suspend=False))
+    assert {c["spec"]["replicas"] for c in resumed.values() if c["kind"] == "Deployment"} == {1}
+
+
+def test_a_watchlist_change_changes_every_workload_pod_template() -> None:
+    before, after = render(pipeline()), render(pipeline(watchlist=["AAPL", "TSLA"]))
+    for key, child in before.items():
+        if child["kind"] in ("Deployment", "CronJob"):
+            assert pod_of(child) != pod_of(after[key]), key
+            assert env(after[key])["MARKETPULSE_WATCHLIST"] == "AAPL,TSLA"
+
+
+def test_secrets_are_referenced_never_copied() -> None:
+    found = render(pipeline("finnhub-snowflake"))
+    ingest, transform = env(found["Deployment/us-tech-ingest"]), env(found["CronJob/us-tech-transform"])
+    assert ingest["FINNHUB_API_KEY"] == {"secretKeyRef": {"name": "finnhub", "key": "api-key"}}
+    assert transform["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"] == {
+        "secretKeyRef": {"name": "snowflake", "key": "passphrase"}
+    }
+    assert transform["SNOWFLAKE_PRIVATE_KEY_PATH"].endswith("/private-key.p8")
+    key_volume = next(v for v in pod_of(found["CronJob/us-tech-transform"])["volumes"] if "secret" in v)
+    assert key_volume["secret"]["items"] == [{"key": "private-key", "path": "private-key.p8"}]
+    alerts = env(found["Deployment/us-tech-alerts"])
+    assert alerts["MARKETPULSE_ALERTS_WEBHOOK_URL"] == {
+        "secretKeyRef": {"name": "slack-webhook", "key": "url"}
+    }
+    assert "PersistentVolumeClaim/us-tech-warehouse" not in found
+
+
+def test_workload_env_matches_the_entrypoints_settings() -> None:
+    found = render(pipeline())
+    ingest = env(found["Deployment/demo-ingest"])
+    assert ingest["MARKETPULSE_PIPELINE"] == "demo"
+    assert ingest["MARKETPULSE_NAMESPACE"] == "trading"
+    assert ingest["MARKETPULSE_TICKS_TOPIC"] == "trading.demo.ticks"
+    assert ingest["MARKETPULSE_DLQ_TOPIC"] == "trading.demo.ticks.dlq"
+    assert ingest["MARKETPULSE_SYNTHETIC_SEED"] == "42"
+    assert ingest["MARKETPULSE_SYNTHETIC_RATE"] == "25"
+    archive = env(found["Deployment/demo-archive"])
+    assert archive["MARKETPULSE_BUCKET"] == "mp-trading-demo"
+    assert archive["S3_ACCESS_KEY"] == {
+        "secretKeyRef": {"name": "marketpulse-s3", "key": "AWS_ACCESS_KEY_ID"}
+    }
+
+
+def test_the_kafkauser_may_use_only_the_pipelines_topics_and_groups() -> None:
+    found = render(
+        pipeline("strimzi-topics", kafka={"topicBackend": "strimzi", "authentication": "scram-sha-512"})
+    )
+    acls = found["KafkaUser/indices"]["spec"]["authorization"]["acls"]
+    topics = sorted(a["resource"]["name"] for a in acls if a["resource"]["type"] == "topic")
+    assert topics == ["trading.indices.alerts", "trading.indices.ticks", "trading.indices.ticks.dlq"]
+    assert all(a["resource"]["patternType"] == "literal" for a in acls if a["resource"]["type"] == "topic")
+    groups = [a["resource"] for a in acls if a["resource"]["type"] == "group"]
+    assert groups == [{"type": "group", "name": "trading.indices.", "patternType": "prefix"}]
+    assert env(found["Deployment/indices-ingest"])["KAFKA_SASL_PASSWORD"] == {
+        "secretKeyRef": {"name": "indices", "key": "password"}
+    }
+
+
+def test_the_dashboard_ingress_serves_the_host_over_tls() -> None:
+    ingress = render(pipeline("strimzi-topics"))["Ingress/indices-dashboard"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["rules"][0]["host"] == "indices.marketpulse.example.com"
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["indices.marketpulse.example.com"], "secretName": "indices-dashboard-tls"}
+    ]
+
+
+def test_direct_topics_and_no_alert_rules_render_no_kafkatopics_and_no_alerts_workload() -> None:
+    found = render(pipeline("direct-topics"))
+    assert not [k for k in found if k.startswith("KafkaTopic/") or k == "Deployment/fx-lab-alerts"]
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render(pipeline()) == render(pipeline())
+
+
+# --- diff -----------------------------------------------------------------------------------------
+
+
+def test_a_child_as_the_server_returns_it_is_up_to_date_and_a_changed_one_is_not() -> None:
+    desired = with_hash(
+        {"kind": "X", "metadata": {"name": "a"}, "spec": {"cpu": "500m", "env": [{"name": "A"}]}}
+    )
+    live = {
+        "kind": "X",
+        "metadata": {"name": "a", "uid": "u", "annotations": dict(desired["metadata"]["annotations"])},
+        "spec": {"cpu": "0.5", "env": [{"name": "A", "extra": 1}], "defaulted": True},
+        "status": {},
+    }
+    assert up_to_date(desired, live)
+    assert not up_to_date(desired, None)
+    drifted = {**live, "spec": {**live["spec"], "env": [{"name": "A"}, {"name": "B"}]}}
+    assert not up_to_date(desired, drifted)
+    stale = {**live, "metadata": {**live["metadata"], "annotations": {"marketpulse.io/applied-hash": "old"}}}
+    assert not up_to_date(desired, stale)
+
+
+def test_covers_compares_quantities_by_value_and_lists_item_by_item() -> None:
+    assert covers({"memory": "1Gi"}, {"memory": "1024Mi"})
+    assert not covers({"memory": "1Gi"}, {"memory": "1G"})
+    assert not covers([1, 2], [1])
+    assert manifest_hash({"a": 1, "b": 2}) == manifest_hash({"b": 2, "a": 1})
+
+
+# --- rbac -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", CLUSTER_RULES, ids=lambda r: ",".join(r["resources"]))
+def test_rbac_rules_name_every_group_resource_and_verb_without_wildcards(rule: dict[str, list[str]]) -> None:
+    for key in ("apiGroups", "resources", "verbs"):
+        assert rule[key]
+        assert "*" not in rule[key]
+
+
+def test_the_workloads_renderer_imports_neither_kubernetes_nor_kopf() -> None:
+    # The local executor reuses it on machines without a cluster client.
+    code = (
+        "import sys, marketpulse.workloads; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes')); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

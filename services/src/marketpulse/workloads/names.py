@@ -1,0 +1,132 @@
+"""Every name and label of a pipeline, from one place: topics, bucket, Kubernetes objects, labels.
+
+Both executors and the operator name things through `PipelineNames`, so a topic the operator
+creates is the topic the workloads read, and a child object can always be found again by name.
+Kubernetes names fit in 63 characters (52 for CronJobs, whose Jobs append 11); the API already
+caps pipeline names at 40, and `fit()` keeps that true even for a name that slipped past it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Final
+
+PART_OF: Final = "marketpulse"
+MANAGED_BY: Final = "marketpulse-operator"
+APP_NAME: Final = "marketpulse"
+
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_VERSION: Final = "app.kubernetes.io/version"
+
+MAX_NAME: Final = 63
+MAX_CRONJOB_NAME: Final = 52
+MAX_BUCKET: Final = 63
+
+COMPONENTS: Final = ("ingest", "archive", "transform", "alerts", "dashboard")
+
+
+def fit(name: str, limit: int = MAX_NAME) -> str:
+    """`name` unchanged when it fits, else cut and suffixed with a stable hash (still unique)."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-.')}-{digest}"
+
+
+def _bucket_safe(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class PipelineNames:
+    """Names of everything that belongs to the pipeline `name` in `namespace`."""
+
+    namespace: str
+    name: str
+    bucket_override: str | None = None
+
+    # --- data plane ------------------------------------------------------------------------------
+    @property
+    def topic_prefix(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    @property
+    def ticks_topic(self) -> str:
+        return f"{self.topic_prefix}.ticks"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.ticks_topic}.dlq"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts"
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return (self.ticks_topic, self.dlq_topic, self.alerts_topic)
+
+    @property
+    def consumer_group_prefix(self) -> str:
+        # Consumer groups are named `<ns>.<pipeline>.<component>` (see ArchiveSettings.group_id).
+        return f"{self.topic_prefix}."
+
+    @property
+    def bucket(self) -> str:
+        if self.bucket_override:
+            return self.bucket_override
+        return fit(_bucket_safe(f"mp-{self.namespace}-{self.name}"), MAX_BUCKET)
+
+    # --- Kubernetes objects ----------------------------------------------------------------------
+    def workload(self, component: str) -> str:
+        """Deployment (or CronJob, for transform) of a component."""
+        limit = MAX_CRONJOB_NAME if component == "transform" else MAX_NAME
+        return fit(f"{self.name}-{component}", limit)
+
+    def topic_object(self, topic: str) -> str:
+        """KafkaTopic object of one of `topics`: `<pipeline>-ticks`, `-ticks-dlq`, `-alerts`."""
+        suffix = topic.removeprefix(f"{self.topic_prefix}.").replace(".", "-")
+        return fit(f"{self.name}-{suffix}")
+
+    @property
+    def kafka_user(self) -> str:
+        return fit(self.name)
+
+    @property
+    def warehouse_claim(self) -> str:
+        return fit(f"{self.name}-warehouse")
+
+    @property
+    def dashboard_service(self) -> str:
+        return self.workload("dashboard")
+
+    @property
+    def metrics_service(self) -> str:
+        return fit(f"{self.name}-metrics")
+
+    @property
+    def monitoring(self) -> str:
+        """ServiceMonitor and PrometheusRule."""
+        return fit(self.name)
+
+    # --- labels ----------------------------------------------------------------------------------
+    def selector(self, component: str | None = None) -> dict[str, str]:
+        """The stable labels that select a component's pods (never changes for a running pipeline)."""
+        labels = {LABEL_NAME: APP_NAME, LABEL_INSTANCE: self.name}
+        if component is not None:
+            labels[LABEL_COMPONENT] = component
+        return labels
+
+    def labels(self, component: str) -> dict[str, str]:
+        return {**self.selector(component), LABEL_PART_OF: PART_OF, LABEL_MANAGED_BY: MANAGED_BY}
+
+    @property
+    def owned_selector(self) -> str:
+        """Label selector of every object the operator made for this pipeline."""
+        return f"{LABEL_INSTANCE}={self.name},{LABEL_MANAGED_BY}={MANAGED_BY}"
