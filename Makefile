@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint format test test-fast components demo dev-up dev-status dev-down lock clean
+.PHONY: help install lint format test test-fast components demo backfill kind-up kind-down dev-up dev-status dev-down lock clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,8 +38,21 @@ test: lint components  ## Everything CI runs: lint, obtain the real components, 
 test-fast: $(STAMP)  ## Tests that need no server.
 	$(BIN)/pytest -m 'not kafka and not s3 and not k8s and not helm and not snowflake'
 
-demo: $(STAMP)  ## The local demo (today: the local Kafka and S3 it runs on).
-	$(BIN)/marketpulse dev up --only kafka,s3
+DEMO_PIPELINE ?= operator/config/samples/stockpipeline-local-demo.yaml
+
+demo: $(STAMP)  ## The whole pipeline on this machine, dashboard on http://127.0.0.1:8501 (Ctrl-C stops it).
+	$(BIN)/marketpulse dev obtain --only kafka,s3
+	$(BIN)/marketpulse run -f $(DEMO_PIPELINE)
+
+backfill: $(STAMP)  ## One batch run: 200k synthetic ticks over 30 simulated trading days, transform once, exit.
+	$(BIN)/marketpulse dev obtain --only kafka,s3
+	$(BIN)/marketpulse run -f $(DEMO_PIPELINE) --once --ticks 200000 --days 30 --data-dir .marketpulse/data/backfill
+
+kind-up:  ## On a machine with Docker: a kind cluster with Strimzi, the chart and a sample pipeline.
+	bash k8s-tests/kind/up.sh
+
+kind-down:
+	bash k8s-tests/kind/down.sh
 
 dev-up: $(STAMP)  ## Start every local component in the background.
 	$(BIN)/marketpulse dev up

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import orjson
 import pytest
 from confluent_kafka import Consumer
@@ -195,3 +196,60 @@ def test_an_archiver_killed_between_object_write_and_commit_does_not_duplicate_b
     assert not duplicates, f"{len(duplicates)} ticks are in bronze twice"
     assert Counter(identities) == Counter(ledger)
     assert "object already in bronze; skipped" in pipeline.logs()
+
+
+def test_the_whole_pipeline_puts_every_acknowledged_tick_in_silver_once_and_publishes_gold(
+    pipeline: Pipeline,
+) -> None:
+    ingest = pipeline.run(
+        "ingest",
+        {
+            "MARKETPULSE_TICK_LIMIT": "20000",
+            "MARKETPULSE_SYNTHETIC_TICKS_PER_SECOND": "0.05",  # ~4 trading days of event time
+            "MARKETPULSE_SYNTHETIC_SCENARIOS": orjson.dumps(
+                [{"kind": "duplicate", "at": 100}, {"kind": "duplicate", "at": 5000}]
+            ).decode(),
+        },
+    )
+    archive = pipeline.run("archive")
+    try:
+        assert ingest.wait(timeout=120) == 0, pipeline.logs()
+        ledger = read_ledger(pipeline.workdir / "ledger.txt")
+        assert len(ledger) == 20002  # the two redelivered ticks were acknowledged twice
+        wait_until(lambda: len(pipeline.bronze()[0]) >= len(ledger), 60, "bronze to catch up", pipeline)
+    finally:
+        archive.send_signal(signal.SIGTERM)
+    assert archive.wait(timeout=60) == 0, pipeline.logs()
+
+    database = pipeline.workdir / "warehouse.duckdb"
+    env = {"MARKETPULSE_DUCKDB_PATH": str(database), "MARKETPULSE_TRANSFORM_MODE": "once"}
+    first = pipeline.run("transform", env)
+    assert first.wait(timeout=300) == 0, pipeline.logs()
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        silver = con.execute("select producer_id, seq from silver.fct_ticks").fetchall()
+        daily = con.execute(
+            "select symbol, count(*) from gold.ohlc_daily group by symbol order by symbol"
+        ).fetchall()
+    assert len(silver) == len(set(silver)), "silver must not hold a tick twice"
+    assert set(silver) == set(ledger), "every acknowledged tick must reach silver"
+    assert [symbol for symbol, _ in daily] == ["AAPL", "MSFT", "NVDA", "SPY"]
+    assert all(days >= 4 for _, days in daily), daily
+
+    published = {o.object_name for o in pipeline.minio.list_objects(pipeline.bucket, prefix="gold/")}
+    for table in (
+        "ohlc_1m",
+        "ohlc_daily",
+        "returns_daily",
+        "returns_cumulative",
+        "volatility_rolling",
+        "index_base100",
+    ):
+        assert f"gold/{table}.parquet" in published
+    assert "gold/_manifest.json" in published
+
+    again = pipeline.run("transform", env)
+    assert again.wait(timeout=300) == 0, pipeline.logs()
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("select count(*) from silver.fct_ticks").fetchone() == (len(silver),)
+        assert con.execute("select count(*) from bronze.raw_ticks").fetchone() == (len(ledger),)

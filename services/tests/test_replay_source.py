@@ -125,3 +125,13 @@ def test_ingest_reports_a_missing_replay_file_clearly(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no such file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_looping_replay_starts_over_as_a_new_producer(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text("symbol,timestamp,price,size\nA,1000,1,1\nA,2000,2,1\n")
+    source = ReplaySource(str(path), local_opener, speed=0, loop=True)
+    passes = iter(source.batches())
+    first, second = next(passes), next(passes)
+    assert [r.seq for r in first] == [r.seq for r in second] == [2, 3]  # type: ignore[union-attr]
+    assert first[0].producer_id + "-pass1" == second[0].producer_id  # type: ignore[union-attr]

@@ -22,7 +22,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from marketpulse.archive.batching import PartitionBatch, check_record, key_prefix, parse_key, partition_date
 from marketpulse.archive.quotes import QUOTES_KEY, QuoteBook
@@ -50,6 +50,9 @@ RECOVERED = Counter(
     "marketpulse_archive_recovered_objects_total",
     "Objects found already written at (re)assignment, skipped instead of rewritten.",
 )
+LAG = Gauge(
+    "marketpulse_archive_consumer_lag_records", "Records in the ticks topic not yet committed to bronze."
+)
 LATENCY = Histogram(
     "marketpulse_archive_tick_to_bronze_seconds",
     "From the producer's record timestamp to the object being written (sampled).",
@@ -71,7 +74,7 @@ class Archiver:
         self.topic = settings.resolved_ticks_topic
         self.consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **settings.kafka_config(),
                 "group.id": settings.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -82,7 +85,7 @@ class Archiver:
         )
         self.dlq = Producer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **settings.kafka_config(),
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
@@ -93,6 +96,7 @@ class Archiver:
         self.skip_through: dict[int, int] = {}
         self.quotes = QuoteBook()
         self.last_quotes_write = 0.0
+        self.last_lag_report = 0.0
         self.storage_ok = True
 
     # -- rebalance callbacks -------------------------------------------------------------------
@@ -125,6 +129,7 @@ class Archiver:
                     self._handle(message)
                 self._flush_due(final=False)
                 self._write_quotes()
+                self._report_lag()
             self._flush_due(final=True)
             self._write_quotes(force=True)
         finally:
@@ -253,6 +258,24 @@ class Archiver:
                 if message.error() is None and partition is not None and offset is not None:
                     # Fetched before the pause took effect: rewind so it is read again, never skipped.
                     self.consumer.seek(TopicPartition(self.topic, partition, offset))
+
+    def _report_lag(self) -> None:
+        """From the high watermarks the fetcher already knows (no broker round trip) and our positions."""
+        now = time.monotonic()
+        if now - self.last_lag_report < 5:
+            return
+        self.last_lag_report = now
+        lag = 0
+        for tp in self.consumer.assignment():
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            batch = self.batches.get(tp.partition)
+            committed_to = batch.first_offset if batch else None
+            if committed_to is None:
+                (position,) = self.consumer.position([tp])
+                committed_to = position.offset
+            if high >= 0 and committed_to is not None and committed_to >= 0:
+                lag += max(0, high - committed_to)
+        LAG.set(lag)
 
     def _write_quotes(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -7,7 +7,8 @@ import typer
 from marketpulse.cli.dashboard import dashboard
 from marketpulse.cli.dev import dev_app
 from marketpulse.cli.operator import operator
-from marketpulse.cli.workloads import archive, ingest
+from marketpulse.cli.run import run
+from marketpulse.cli.workloads import alerts, archive, ingest, transform
 
 app = typer.Typer(
     name="marketpulse",
@@ -16,10 +17,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.command()(run)
+app.command()(operator)
 app.command()(ingest)
 app.command()(archive)
+app.command()(transform)
+app.command()(alerts)
 app.command()(dashboard)
-app.command()(operator)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from marketpulse.runtime.logs import configure_logging
 from marketpulse.runtime.shutdown import Shutdown
+from marketpulse.storage import S3ObjectStore
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -50,19 +51,48 @@ def archive() -> None:
     """Consume ticks and write bronze NDJSON objects to S3 (MARKETPULSE_*, KAFKA_* and S3_* variables)."""
     from marketpulse.archive.main import run_archive
     from marketpulse.archive.settings import ArchiveSettings
-    from marketpulse.runtime.settings import S3Settings
-    from marketpulse.storage import S3ObjectStore
-    from marketpulse.storage.s3 import minio_client
 
     settings = load_settings(ArchiveSettings, "archive")
-    s3 = load_settings(S3Settings, "archive")
+    store = _object_store("archive")
+    configure_logging("archive", settings.log_level)
+    raise typer.Exit(code=run_archive(settings, store, Shutdown().install()))
+
+
+def _object_store(workload: str) -> S3ObjectStore:
+    from marketpulse.runtime.settings import S3Settings
+    from marketpulse.storage.s3 import minio_client
+
+    s3 = load_settings(S3Settings, workload)
     if not s3.bucket:
         err.print(
-            "[bold red]error[/] archive: MARKETPULSE_BUCKET: not set; expected the bucket for bronze objects"
+            f"[bold red]error[/] {workload}: MARKETPULSE_BUCKET: not set; expected the pipeline's bucket"
         )
         raise typer.Exit(code=2)
-    configure_logging("archive", settings.log_level)
-    store = S3ObjectStore(
+    return S3ObjectStore(
         minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key, s3.s3_region), s3.bucket
     )
-    raise typer.Exit(code=run_archive(settings, store, Shutdown().install()))
+
+
+def transform() -> None:
+    """Load new bronze objects, run dbt (silver, gold) and publish gold (MARKETPULSE_* and S3_* variables)."""
+    from marketpulse.transform.main import run_transform
+    from marketpulse.transform.settings import TransformSettings
+
+    settings = load_settings(TransformSettings, "transform")
+    store = _object_store("transform")
+    configure_logging("transform", settings.log_level)
+    raise typer.Exit(code=run_transform(settings, store, Shutdown().install()))
+
+
+def alerts() -> None:
+    """Evaluate the pipeline's alert rules over the ticks topic (MARKETPULSE_ALERT_RULES and friends)."""
+    from marketpulse.alerts.main import AlertsSettings, run_alerts
+
+    settings = load_settings(AlertsSettings, "alerts")
+    configure_logging("alerts", settings.log_level)
+    try:
+        code = run_alerts(settings, Shutdown().install())
+    except ValueError as exc:
+        err.print(f"[bold red]error[/] alerts: {exc}")
+        raise typer.Exit(code=2) from None
+    raise typer.Exit(code=code)

@@ -42,7 +42,11 @@ def build_source(settings: IngestSettings) -> TickSource:
             raise ValueError("MARKETPULSE_REPLAY_URI: not set; expected a local path or s3://bucket/key")
         opener = s3_opener if settings.replay_uri.startswith("s3://") else local_opener
         return ReplaySource(
-            settings.replay_uri, opener, speed=settings.replay_speed, file_format=settings.replay_format
+            settings.replay_uri,
+            opener,
+            speed=settings.replay_speed,
+            file_format=settings.replay_format,
+            loop=settings.replay_loop,
         )
     if not settings.watchlist:
         raise ValueError("MARKETPULSE_WATCHLIST: empty; expected comma-separated tickers such as AAPL,MSFT")
@@ -63,7 +67,7 @@ def run_ingest(settings: IngestSettings, shutdown: Shutdown) -> int:
     """Returns the process exit code: 0 when every tick was acknowledged, 1 otherwise."""
     source = build_source(settings)
     producer = TickProducer(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_config(),
         settings.resolved_ticks_topic,
         settings.resolved_dlq_topic,
         ledger_path=settings.ingest_ledger,

@@ -45,7 +45,7 @@ def reason_field(reason: str) -> str:
 class TickProducer:
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka_config: dict[str, str],
         ticks_topic: str,
         dlq_topic: str,
         *,
@@ -54,9 +54,7 @@ class TickProducer:
     ) -> None:
         self.ticks_topic = ticks_topic
         self.dlq_topic = dlq_topic
-        self.producer = Producer(
-            {"bootstrap.servers": bootstrap_servers, **PRODUCER_DEFAULTS, **(overrides or {})}
-        )
+        self.producer = Producer({**kafka_config, **PRODUCER_DEFAULTS, **(overrides or {})})
         # The reliability ledger: (producer_id, seq) of every acknowledged tick, one per line.
         self._ledger: IO[str] | None = ledger_path.open("a", buffering=1 << 16) if ledger_path else None
         self.acked = 0

@@ -35,5 +35,6 @@ class IngestSettings(CommonSettings):
         1.0, ge=0, description="1 = real time, 10 = ten times faster, 0 = as fast as possible"
     )
     replay_format: Literal["ndjson", "csv"] | None = None
+    replay_loop: bool = False
     # JSON list, e.g. [{"kind": "malformed", "at": 100}]: scenario injection for tests and demos.
     synthetic_scenarios: list[Scenario] = Field(default_factory=list)

@@ -76,7 +76,8 @@ class S3Server:
 
     def start(self, timeout: float = 30) -> S3Server:
         binary = ensure_versitygw()
-        data, versions, sidecar = (self.workdir / d for d in ("data", "versions", "meta"))
+        # Absolute paths: versitygw resolves a relative versioning dir against its data root.
+        data, versions, sidecar = (self.workdir.resolve() / d for d in ("data", "versions", "meta"))
         for directory in (data, versions, sidecar):
             directory.mkdir(parents=True, exist_ok=True)
         posix_args = ["posix", "--versioning-dir", str(versions)]

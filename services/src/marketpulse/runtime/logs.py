@@ -39,3 +39,6 @@ def configure_logging(workload: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request URL at INFO; URLs can carry secrets (webhook URLs, tokens).
+    for chatty in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

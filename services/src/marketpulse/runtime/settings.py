@@ -23,6 +23,13 @@ class CommonSettings(BaseSettings):
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MARKETPULSE_KAFKA_BOOTSTRAP_SERVERS"),
     )
+    # Set by the operator when the pipeline's KafkaUser authenticates with SCRAM (Strimzi).
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: str = Field("", validation_alias=AliasChoices("KAFKA_SASL_MECHANISM"))
+    kafka_sasl_username: str = Field("", validation_alias=AliasChoices("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: str = Field("", validation_alias=AliasChoices("KAFKA_SASL_PASSWORD"), repr=False)
     ticks_topic: str = ""
     dlq_topic: str = ""
     watchlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -43,6 +50,20 @@ class CommonSettings(BaseSettings):
         if bad:
             raise ValueError(f"not upper-case tickers: {', '.join(bad)}")
         return value
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings every client of this workload shares."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_sasl_username,
+                "sasl.password": self.kafka_sasl_password,
+            }
+        return config
 
     @property
     def topic_prefix(self) -> str:

@@ -80,6 +80,8 @@ class ReplaySource:
     speed: float = 1.0
     file_format: Literal["ndjson", "csv"] | None = None
     batch_size: int = 1000
+    # Start over at the end of the file; each pass is a new producer (`<id>-pass<n>`), so its ticks are new.
+    loop: bool = False
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     _producer_id: str = field(init=False)
@@ -126,6 +128,15 @@ class ReplaySource:
             yield number, value, None
 
     def batches(self) -> Iterator[list[Record]]:
+        base_id, rounds = self._producer_id, 0
+        while True:
+            yield from self._one_pass()
+            if not self.loop:
+                return
+            rounds += 1
+            self._producer_id = f"{base_id}-pass{rounds}"
+
+    def _one_pass(self) -> Iterator[list[Record]]:
         data = self.opener(self.uri)
         if self.uri.endswith(".gz"):
             data = gzip.decompress(data)

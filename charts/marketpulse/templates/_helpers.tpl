@@ -1,0 +1,255 @@
+{{/* Name of the chart, or nameOverride. */}}
+{{- define "marketpulse.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified name: "<release>-<name>", or the release name when it already contains the name.
+Truncated to 63 characters because some Kubernetes name fields are limited to that (DNS labels).
+*/}}
+{{- define "marketpulse.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "marketpulse.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of the operator's objects (Deployment, ServiceAccount, RBAC, Service, ...). */}}
+{{- define "marketpulse.labels" -}}
+{{ include "marketpulse.commonLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Labels of every object the chart renders; objects that are not the operator's add no component. */}}
+{{- define "marketpulse.commonLabels" -}}
+helm.sh/chart: {{ include "marketpulse.chart" . }}
+app.kubernetes.io/name: {{ include "marketpulse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: marketpulse
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the operator's pods; never change them in an upgrade (selectors are immutable). */}}
+{{- define "marketpulse.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "marketpulse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Name of the operator's ServiceAccount. */}}
+{{- define "marketpulse.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "marketpulse.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name: set it to an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "repository:tag" or "repository@digest" from an image block, with fallbacks for empty fields. */}}
+{{- define "marketpulse.imageRef" -}}
+{{- $repository := .image.repository | default .fallback.repository }}
+{{- $digest := .image.digest | default .fallback.digest }}
+{{- if $digest }}
+{{- printf "%s@%s" $repository $digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (.image.tag | default .fallback.tag | default .appVersion) }}
+{{- end }}
+{{- end }}
+
+{{- define "marketpulse.operatorImage" -}}
+{{- include "marketpulse.imageRef" (dict "image" .Values.image "fallback" (dict) "appVersion" .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "marketpulse.workloadImage" -}}
+{{- include "marketpulse.imageRef" (dict "image" .Values.workloads.image "fallback" .Values.image "appVersion" .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The namespaces the operator serves: empty when it serves all of them. */}}
+{{- define "marketpulse.watchNamespaces" -}}
+{{- if not .Values.operator.watchAnyNamespace }}
+{{- $namespaces := .Values.operator.watchNamespaces | default (list .Release.Namespace) }}
+{{- toJson (uniq $namespaces) }}
+{{- else }}
+{{- toJson (list) }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the kopf peering object(s) the replicas meet in. */}}
+{{- define "marketpulse.peeringName" -}}
+{{- include "marketpulse.fullname" . }}
+{{- end }}
+
+{{/*
+Rules for namespaced resources, shared by the ClusterRole (watchAnyNamespace) and the per-namespace
+Roles. Together with the two cluster-scoped Framework rules in rbac.yaml they are exactly
+marketpulse.operator.rbac.CLUSTER_RULES; a test keeps them equal.
+*/}}
+{{- define "marketpulse.namespacedRules" -}}
+# Framework: peering, so that two replicas never act at once; the operator creates its
+# peering object at start-up if the chart did not.
+- apiGroups: ["kopf.dev"]
+  resources: [{{ if .clusterwide }}"clusterkopfpeerings", {{ end }}"kopfpeerings"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Framework: kopf posts Events about handler errors; the operator about transitions.
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+# Application: the StockPipelines it reconciles (patch for the finalizer and kopf's annotations).
+- apiGroups: ["marketpulse.io"]
+  resources: ["stockpipelines"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["marketpulse.io"]
+  resources: ["stockpipelines/status"]
+  verbs: ["get", "patch"]
+# Application: the children of a pipeline, applied server-side and pruned when the spec drops them.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["kafka.strimzi.io"]
+  resources: ["kafkatopics", "kafkausers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors", "prometheusrules"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Application: storage.credentialsSecret, read to create the bucket; never copied or logged.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+
+{{/* The operator's pod spec (one place, used by the Deployment). */}}
+{{- define "marketpulse.podSpec" -}}
+serviceAccountName: {{ include "marketpulse.serviceAccountName" . }}
+automountServiceAccountToken: true
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+containers:
+  - name: operator
+    image: {{ include "marketpulse.operatorImage" . }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    args:
+      - operator
+      - --peering={{ include "marketpulse.peeringName" . }}
+      {{- range (include "marketpulse.watchNamespaces" . | fromJsonArray) }}
+      - --namespace={{ . }}
+      {{- end }}
+      {{- if .Values.operator.verbose }}
+      - --verbose
+      {{- end }}
+    env:
+      - name: MARKETPULSE_IMAGE
+        value: {{ include "marketpulse.workloadImage" . | quote }}
+      - name: MARKETPULSE_IMAGE_PULL_POLICY
+        value: {{ .Values.workloads.image.pullPolicy | quote }}
+      - name: MARKETPULSE_RUN_AS_USER
+        value: {{ .Values.workloads.runAsUser | quote }}
+      - name: MARKETPULSE_RESYNC_SECONDS
+        value: {{ .Values.operator.resyncSeconds | quote }}
+      - name: MARKETPULSE_KAFKA_TIMEOUT_SECONDS
+        value: {{ .Values.operator.kafkaTimeoutSeconds | quote }}
+      - name: MARKETPULSE_METRICS_PORT
+        value: {{ .Values.operator.metricsPort | quote }}
+      - name: MARKETPULSE_HEALTH_PORT
+        value: {{ .Values.operator.healthPort | quote }}
+      - name: S3_ENDPOINT
+        value: {{ .Values.s3.endpoint | quote }}
+      - name: S3_REGION
+        value: {{ .Values.s3.region | quote }}
+      - name: MARKETPULSE_S3_CREDENTIALS_SECRET
+        value: {{ .Values.s3.secretName | quote }}
+      - name: S3_ACCESS_KEY
+        valueFrom:
+          secretKeyRef:
+            name: {{ .Values.s3.secretName }}
+            key: AWS_ACCESS_KEY_ID
+      - name: S3_SECRET_KEY
+        valueFrom:
+          secretKeyRef:
+            name: {{ .Values.s3.secretName }}
+            key: AWS_SECRET_ACCESS_KEY
+      {{- with .Values.operator.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    ports:
+      - name: metrics
+        containerPort: {{ .Values.operator.metricsPort }}
+        protocol: TCP
+      - name: health
+        containerPort: {{ .Values.operator.healthPort }}
+        protocol: TCP
+    startupProbe:
+      httpGet:
+        path: /healthz
+        port: health
+      {{- toYaml .Values.startupProbe | nindent 6 }}
+    livenessProbe:
+      httpGet:
+        path: /healthz
+        port: health
+      {{- toYaml .Values.livenessProbe | nindent 6 }}
+    readinessProbe:
+      httpGet:
+        path: /healthz
+        port: health
+      {{- toYaml .Values.readinessProbe | nindent 6 }}
+    securityContext:
+      {{- toYaml .Values.securityContext | nindent 6 }}
+    resources:
+      {{- toYaml .Values.resources | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  # The root filesystem is read-only; Python and kopf may still want a scratch directory.
+  - name: tmp
+    emptyDir:
+      sizeLimit: 64Mi
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,38 @@
+"""Stand-ins for the project's macros, for sqlfluff's jinja templater only (see ../../.sqlfluff).
+
+sqlfluff lints the models without a warehouse, so it cannot run dbt's adapter.dispatch; these
+functions render what the DuckDB implementations in ../../macros render, which is enough to parse
+and lint the SQL around them. dbt never imports this file.
+"""
+
+
+def type_timestamp_tz() -> str:
+    return "timestamptz"
+
+
+def exchange_date(column: str) -> str:
+    return f"cast(timezone('America/New_York', {column}) as date)"
+
+
+def is_finite(column: str) -> str:
+    return f"isfinite({column})"
+
+
+def full_match(column: str, pattern: str) -> str:
+    return f"regexp_full_match({column}, '{pattern}')"
+
+
+def add_seconds(column: str, seconds: object) -> str:
+    return f"{column} + to_seconds({int(str(seconds)) if str(seconds).lstrip('-').isdigit() else 0})"
+
+
+def load_watermark(loaded_at_column: str) -> str:
+    return "cast('1970-01-01 00:00:00+00:00' as timestamptz)"
+
+
+def watchlist() -> list[str]:
+    return ["AAPL", "MSFT"]
+
+
+def int_list_var(name: str, minimum: int = 1) -> list[int]:
+    return [5, 20]

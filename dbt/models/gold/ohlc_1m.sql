@@ -1,0 +1,123 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['symbol', 'bar_start'],
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+ticks as (
+
+    select
+        symbol,
+        bar_start,
+        trade_date,
+        event_time,
+        seq,
+        producer_id,
+        price,
+        size,
+        loaded_at
+
+    from {{ ref('fct_ticks') }}
+
+),
+
+{% if is_incremental() -%}
+-- Bars that gained ticks since the last run (late ticks included, whatever their event time)
+-- are recomputed whole from silver; the others are left as they are.
+changed_bars as (
+
+    select distinct
+        symbol,
+        bar_start
+
+    from ticks
+
+    where loaded_at > {{ marketpulse.load_watermark('last_loaded_at') }}
+
+),
+
+bar_ticks as (
+
+    select ticks.*
+
+    from ticks
+
+    inner join changed_bars
+        on
+            ticks.symbol = changed_bars.symbol
+            and ticks.bar_start = changed_bars.bar_start
+
+),
+
+{% else -%}
+bar_ticks as (
+
+    select * from ticks
+
+),
+
+{% endif -%}
+ordered as (
+
+    select
+        *,
+        -- Open is the first trade by event time, close the last; (seq, producer_id) break ties.
+        -- One ordering serves both (a second, descending one would cost another sort).
+        row_number() over (
+            partition by symbol, bar_start
+            order by event_time, seq, producer_id
+        ) as position_in_bar,
+        count(*) over (partition by symbol, bar_start) as ticks_in_bar
+
+    from bar_ticks
+
+),
+
+bars as (
+
+    select
+        symbol,
+        bar_start,
+        min(trade_date) as trade_date,
+        max(case when position_in_bar = 1 then price end) as open,
+        max(price) as high,
+        min(price) as low,
+        max(case when position_in_bar = ticks_in_bar then price end) as close,
+        cast(sum(size) as bigint) as volume,
+        sum(price * size) as notional,
+        count(*) as tick_count,
+        max(loaded_at) as last_loaded_at
+
+    from ordered
+
+    group by symbol, bar_start
+
+),
+
+final as (
+
+    select
+        symbol,
+        bar_start,
+        trade_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        -- VWAP = Σ price·size / Σ size; null for a bar whose trades all have size 0.
+        notional / nullif(volume, 0) as vwap,
+        tick_count,
+        notional,
+        last_loaded_at
+
+    from bars
+
+)
+
+select * from final

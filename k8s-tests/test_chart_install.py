@@ -1,0 +1,358 @@
+"""charts/marketpulse against the real API server: install every scenario, upgrade, uninstall, and the
+operator reconciling a pipeline from chart values under the chart's own ServiceAccount and RBAC.
+
+No kubelet runs on the local control plane, so the chart's Deployment never gets a pod: installs
+run without `--wait` on Deployments, and the operator runs as a local process with exactly the
+container's arguments and environment, authenticated by a token of the chart's ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from marketpulse.localenv.process import free_port
+from marketpulse.localenv.pytest_plugin import KubeTarget
+from marketpulse.localenv.s3 import S3Server
+
+pytestmark = [pytest.mark.k8s, pytest.mark.helm]
+
+ROOT = Path(__file__).parents[1]
+CHART = ROOT / "charts" / "marketpulse"
+SCENARIOS = [
+    "defaults",
+    *sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml")),
+]
+T = TypeVar("T")
+
+# Every kind the chart can render, to look for leftovers after an uninstall: (api, plural, namespaced).
+CHART_KINDS = [
+    ("apps/v1", "deployments", True),
+    ("v1", "serviceaccounts", True),
+    ("v1", "services", True),
+    ("v1", "secrets", True),
+    ("v1", "configmaps", True),
+    ("policy/v1", "poddisruptionbudgets", True),
+    ("networking.k8s.io/v1", "networkpolicies", True),
+    ("rbac.authorization.k8s.io/v1", "roles", True),
+    ("rbac.authorization.k8s.io/v1", "rolebindings", True),
+    ("rbac.authorization.k8s.io/v1", "clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    ("kopf.dev/v1", "kopfpeerings", True),
+    ("kopf.dev/v1", "clusterkopfpeerings", False),
+    ("monitoring.coreos.com/v1", "servicemonitors", True),
+    ("kafka.strimzi.io/v1", "kafkas", True),
+    ("kafka.strimzi.io/v1", "kafkanodepools", True),
+    ("marketpulse.io/v1alpha1", "stockpipelines", True),
+]
+
+
+def wait_for(predicate: Callable[[], T | None], *, timeout: float = 30, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (ApiException, httpx.HTTPError, KeyError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else ""))
+
+
+class Helm:
+    """helm and kubectl against the test cluster, one release per test namespace."""
+
+    def __init__(
+        self, kube: KubeTarget, helm: Path, kubectl: Path, api: client.ApiClient, namespace: str
+    ) -> None:
+        self.kube, self.helm, self.kubectl, self.api, self.namespace = kube, helm, kubectl, api, namespace
+        # Cluster-scoped objects are named after the release: one release name per test namespace.
+        self.release = namespace
+
+    def values_args(self, scenario: str, values: dict[str, Any] | None = None) -> list[str | Path]:
+        argv: list[str | Path] = []
+        if scenario != "defaults":
+            argv += ["--values", CHART / "ci" / f"{scenario}-values.yaml"]
+        for key, value in (values or {}).items():
+            argv += ["--set-json", f"{key}={json.dumps(value)}"]
+        return argv
+
+    def run(self, *argv: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.kube.run(list(argv), stdin=stdin)
+
+    def template(self, scenario: str, values: dict[str, Any] | None = None) -> str:
+        argv = ["template", self.release, CHART, "--namespace", self.namespace]
+        return self.run(self.helm, *argv, *self.values_args(scenario, values)).stdout
+
+    def install(self, scenario: str, values: dict[str, Any] | None = None) -> str:
+        argv = ["install", self.release, CHART, "--namespace", self.namespace, "--timeout", "60s"]
+        return self.run(self.helm, *argv, *self.values_args(scenario, values)).stdout
+
+    def upgrade(self, scenario: str, values: dict[str, Any] | None = None) -> str:
+        argv = ["upgrade", self.release, CHART, "--namespace", self.namespace, "--timeout", "60s"]
+        return self.run(self.helm, *argv, *self.values_args(scenario, values)).stdout
+
+    def uninstall(self) -> None:
+        self.run(
+            self.helm, "uninstall", self.release, "--namespace", self.namespace, "--wait", "--timeout", "60s"
+        )
+
+    def validate_server_side(self, manifests: str) -> None:
+        """Every object as the API server would admit it: schema, unknown fields, CEL rules."""
+        argv = [self.kubectl, "apply", "--dry-run=server", "--validate=strict", "--namespace", self.namespace]
+        self.run(*argv, "-f", "-", stdin=manifests)
+
+    def leftovers(self) -> list[str]:
+        """Objects labelled with this release, in the namespace and cluster-wide."""
+        found = []
+        selector = f"app.kubernetes.io/instance={self.release}"
+        for api_version, plural, namespaced in CHART_KINDS:
+            prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            path = f"{prefix}/namespaces/{self.namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
+            try:
+                response = self.api.call_api(
+                    path,
+                    "GET",
+                    query_params=[("labelSelector", selector)],
+                    _preload_content=False,
+                    _return_http_data_only=True,
+                )
+            except ApiException as exc:
+                if exc.status == 404:  # the kind is not served: nothing of it can be left
+                    continue
+                raise
+            found += [f"{plural}/{i['metadata']['name']}" for i in json.loads(response.data)["items"]]
+        return found
+
+
+def install_crds(kube: KubeTarget, kubectl: Path, upstream_crds: Path) -> None:
+    """Upstream CRDs the scenarios use, then the chart's own crds/ (the documented upgrade step)."""
+    files = [
+        *sorted((upstream_crds / "strimzi").glob("04[0-5]-Crd-*.yaml")),
+        *sorted((upstream_crds / "prometheus-operator").glob("*.yaml")),
+        *sorted((CHART / "crds").glob("*.yaml")),
+    ]
+    files = [f for f in files if "v1beta2" not in f.name]
+    for path in files:
+        kube.run([kubectl, "apply", "--server-side", "--force-conflicts", "-f", path])
+    names = [d["metadata"]["name"] for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    kube.run([kubectl, "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]])
+
+
+@pytest.fixture
+def helm(
+    kube: KubeTarget,
+    helm_binary: Path,
+    kubectl_binary: Path,
+    api_client: client.ApiClient,
+    namespace: str,
+    upstream_crds: Path,
+) -> Iterator[Helm]:
+    install_crds(kube, kubectl_binary, upstream_crds)
+    release = Helm(kube, helm_binary, kubectl_binary, api_client, namespace)
+    yield release
+    # A failed test must not leave cluster-scoped objects behind for the next one.
+    kube.run([helm_binary, "uninstall", release.release, "-n", namespace, "--ignore-not-found"], check=False)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_scenario_validates_server_side_installs_upgrades_and_uninstalls_without_leftovers(
+    helm: Helm, scenario: str
+) -> None:
+    helm.validate_server_side(helm.template(scenario))
+    helm.install(scenario)
+    installed = helm.leftovers()
+    helm.upgrade(scenario, {"podAnnotations": {"marketpulse.io/upgraded": "yes"}})
+    deployment = client.AppsV1Api(helm.api).read_namespaced_deployment(
+        f"{helm.release}-marketpulse", helm.namespace
+    )
+    helm.uninstall()
+
+    assert f"deployments/{helm.release}-marketpulse" in installed
+    assert deployment.spec.template.metadata.annotations == {"marketpulse.io/upgraded": "yes"}
+    assert helm.leftovers() == []
+
+
+def test_install_prints_notes_that_say_what_to_apply_next_and_where_the_dashboards_are(helm: Helm) -> None:
+    notes = helm.install("monitoring").split("NOTES:", 1)[1]
+
+    assert "kind: StockPipeline" in notes
+    assert f"kubectl -n {helm.namespace} get stockpipelines" in notes
+    assert "port-forward service/demo-dashboard" in notes
+    assert "grafana_dashboard=1" in notes
+    assert "create secret generic marketpulse-s3" in notes
+    assert "kubectl apply --server-side -f <chart>/crds/" in notes
+
+
+def test_a_pipeline_with_an_invalid_spec_in_values_is_refused_by_the_api_server_naming_the_field(
+    helm: Helm,
+) -> None:
+    manifests = helm.template("defaults", {"pipelines": [{"name": "bad", "spec": {"watchlist": ["aapl"]}}]})
+    argv = [helm.kubectl, "apply", "--dry-run=server", "--namespace", helm.namespace, "-f", "-"]
+    result = helm.kube.run(argv, stdin=manifests, check=False)
+    assert result.returncode != 0
+    assert "spec.watchlist" in result.stderr
+
+
+# --- the operator under the chart's ServiceAccount and RBAC ----------------------------------------
+
+
+def service_account_kubeconfig(
+    kube: KubeTarget, api: client.ApiClient, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates with a TokenRequest token of `account`, nothing else."""
+    token = (
+        client.CoreV1Api(api)
+        .create_namespaced_service_account_token(
+            account,
+            namespace,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+        )
+        .status.token
+    )
+    admin = yaml.safe_load(kube.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["name"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": cluster, "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def container_environment(
+    api: client.ApiClient, namespace: str, container: client.V1Container
+) -> dict[str, str]:
+    """The container's env as the kubelet would resolve it (values and secretKeyRefs)."""
+    core = client.CoreV1Api(api)
+    env = {}
+    for var in container.env:
+        if var.value is not None:
+            env[var.name] = var.value
+        else:
+            ref = var.value_from.secret_key_ref
+            secret = core.read_namespaced_secret(ref.name, namespace)
+            env[var.name] = base64.b64decode(secret.data[ref.key]).decode()
+    return env
+
+
+def pipeline(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "marketpulse.io", "v1alpha1", namespace, "stockpipelines", name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("watch", ["release-namespace", "every-namespace"])
+def test_the_operator_under_the_charts_account_and_rbac_reconciles_a_pipeline_from_chart_values(
+    helm: Helm, s3_server: S3Server, tmp_path: Path, watch: str
+) -> None:
+    api, namespace = helm.api, helm.namespace
+    metrics_port, health_port = free_port(), free_port()
+    sample = yaml.safe_load(
+        (ROOT / "operator/config/samples/stockpipeline-synthetic-duckdb.yaml").read_text()
+    )
+    values: dict[str, Any] = {
+        "operator": {
+            "watchAnyNamespace": watch == "every-namespace",
+            "metricsPort": metrics_port,
+            "healthPort": health_port,
+        },
+        "s3": {
+            "endpoint": s3_server.endpoint,
+            "createSecret": True,
+            "accessKeyId": s3_server.access_key,
+            "secretAccessKey": s3_server.secret_key,
+        },
+        "pipelines": [{"name": sample["metadata"]["name"], "spec": sample["spec"]}],
+    }
+    helm.install("defaults", values)
+    deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{helm.release}-marketpulse", namespace)
+    pod = deployment.spec.template.spec
+    (container,) = pod.containers
+    kubeconfig = service_account_kubeconfig(
+        helm.kube, api, namespace, pod.service_account_name, tmp_path / "kubeconfig"
+    )
+    env = {**os.environ, **container_environment(api, namespace, container), "KUBECONFIG": str(kubeconfig)}
+    # The image's entrypoint is `marketpulse`; the chart gives the arguments.
+    argv = [str(Path(sys.executable).with_name("marketpulse")), *container.args]
+    log = tmp_path / "operator.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=1).status_code == 200,
+            timeout=30,
+            what="the operator's health endpoint (the chart's probes)",
+        )
+        reconciled = wait_for(
+            lambda: (
+                (p := pipeline(api, namespace, "demo"))
+                and (p.get("status") or {}).get("observedGeneration") == 1
+                and p
+            ),
+            timeout=30,
+            what="the chart's pipeline to be reconciled",
+        )
+        deployments = sorted(
+            d.metadata.name for d in client.AppsV1Api(api).list_namespaced_deployment(namespace).items
+        )
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        # Pipelines go first, while the operator and its RBAC still exist to finalize them
+        # (helm would delete the RBAC before the custom resources); then the rest of the release.
+        helm.upgrade("defaults", {**values, "pipelines": []})
+        wait_for(
+            lambda: pipeline(api, namespace, "demo") is None, timeout=30, what="the pipeline to be finalized"
+        )
+        # Uninstalling revokes the token and the RBAC under the still-running process: from here on
+        # its errors are expected (in a cluster its pod is deleted at the same time).
+        output = log.read_text()
+        helm.uninstall()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    core = client.CoreV1Api(api)
+    topics = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        "kafka.strimzi.io", "v1", namespace, "kafkatopics"
+    )["items"]
+    claims = [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items]
+
+    assert reconciled["status"]["phase"] == "Provisioning", output[-3000:]
+    assert "Forbidden" not in output, output[-3000:]
+    assert deployments == ["demo-archive", "demo-dashboard", "demo-ingest", f"{helm.release}-marketpulse"]
+    assert 'marketpulse_operator_reconciles_total{trigger="create"} 1.0' in metrics
+    # helm uninstall leaves only what deletionPolicy Retain keeps: the topics and the warehouse volume.
+    assert helm.leftovers() == []
+    assert sorted(t["metadata"]["name"] for t in topics) == ["demo-alerts", "demo-ticks", "demo-ticks-dlq"]
+    assert claims == ["demo-warehouse"]
+    assert not client.AppsV1Api(api).list_namespaced_deployment(namespace).items or wait_for(
+        lambda: not client.AppsV1Api(api).list_namespaced_deployment(namespace).items,
+        timeout=30,
+        what="the pipeline's Deployments to be garbage-collected",
+    )

@@ -1,0 +1,1 @@
+"""alerts: evaluate a pipeline's alert rules over the ticks stream."""

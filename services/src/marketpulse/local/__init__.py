@@ -1,0 +1,1 @@
+"""The local executor: run a StockPipeline's workloads as supervised processes on one machine."""
