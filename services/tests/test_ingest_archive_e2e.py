@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,10 @@ def wait_until(predicate: object, timeout: float, what: str, pipeline: Pipeline)
 
 @pytest.fixture
 def pipeline(kafka_server: KafkaServer, s3_server: S3Server, tmp_path: Path) -> Pipeline:
+    return make_pipeline(kafka_server, s3_server, tmp_path)
+
+
+def make_pipeline(kafka_server: KafkaServer, s3_server: S3Server, tmp_path: Path) -> Pipeline:
     name = f"p{uuid.uuid4().hex[:6]}"
     ticks, dlq = f"test.{name}.ticks", f"test.{name}.ticks.dlq"
     admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap_servers})
@@ -253,3 +258,66 @@ def test_the_whole_pipeline_puts_every_acknowledged_tick_in_silver_once_and_publ
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("select count(*) from silver.fct_ticks").fetchone() == (len(silver),)
         assert con.execute("select count(*) from bronze.raw_ticks").fetchone() == (len(ledger),)
+
+
+@pytest.fixture
+def own_servers(tmp_path: Path) -> Iterator[tuple[KafkaServer, S3Server]]:
+    """A broker and an S3 server of this test's own, since the test stops and restarts them."""
+    kafka = KafkaServer(tmp_path / "own-kafka").start()
+    s3 = S3Server(tmp_path / "own-s3").start()
+    yield kafka, s3
+    kafka.stop()
+    s3.stop()
+
+
+def test_an_s3_outage_pauses_the_archive_which_then_drains_without_loss_or_duplicates(
+    own_servers: tuple[KafkaServer, S3Server], tmp_path: Path
+) -> None:
+    kafka, s3 = own_servers
+    flow = make_pipeline(kafka, s3, tmp_path)
+    archive = flow.run("archive")
+    ingest = flow.run("ingest", {"MARKETPULSE_TICK_LIMIT": "12000", "MARKETPULSE_SYNTHETIC_RATE": "2000"})
+    try:
+        wait_until(lambda: bool(flow.bronze()[1]), 60, "the first bronze object", flow)
+        s3.stop()
+        time.sleep(6)  # the outage: ingest keeps producing, the archive must hold on
+        s3.start()
+        assert ingest.wait(timeout=120) == 0, flow.logs()
+        ledger = read_ledger(flow.workdir / "ledger.txt")
+        wait_until(
+            lambda: len(flow.bronze()[0]) >= len(ledger), 120, "bronze to catch up after S3 returned", flow
+        )
+    finally:
+        archive.send_signal(signal.SIGTERM)
+    assert archive.wait(timeout=60) == 0, flow.logs()
+    identities, _ = flow.bronze()
+    assert Counter(identities) == Counter(ledger)
+    logs = flow.logs()
+    assert "S3 unavailable; consumption paused" in logs
+    assert "S3 available again; consumption resumed" in logs
+    assert logs.count("partitions assigned") == 1, "the outage must not cost the archive its partitions"
+
+
+def test_a_broker_restart_loses_no_acknowledged_tick_and_duplicates_none(
+    own_servers: tuple[KafkaServer, S3Server], tmp_path: Path
+) -> None:
+    kafka, s3 = own_servers
+    flow = make_pipeline(kafka, s3, tmp_path)
+    archive = flow.run("archive")
+    ingest = flow.run("ingest", {"MARKETPULSE_TICK_LIMIT": "12000", "MARKETPULSE_SYNTHETIC_RATE": "2000"})
+    try:
+        wait_until(lambda: bool(flow.bronze()[1]), 60, "the first bronze object", flow)
+        kafka.stop()
+        time.sleep(3)
+        kafka.start()
+        assert ingest.wait(timeout=180) == 0, flow.logs()  # delivery timeout (120 s) outlasts the restart
+        ledger = read_ledger(flow.workdir / "ledger.txt")
+        assert len(ledger) == 12000
+        wait_until(
+            lambda: len(flow.bronze()[0]) >= len(ledger), 120, "bronze to catch up after the restart", flow
+        )
+    finally:
+        archive.send_signal(signal.SIGTERM)
+    assert archive.wait(timeout=60) == 0, flow.logs()
+    identities, _ = flow.bronze()
+    assert Counter(identities) == Counter(ledger), "bronze must hold each acknowledged tick exactly once"
