@@ -606,6 +606,26 @@ def test_restarting_the_operator_mid_reconcile_converges_without_duplicates(
     assert len(cluster.custom("kafka.strimzi.io/v1", "kafkatopics", namespace)) == 3
 
 
+def test_restarting_the_api_server_mid_reconcile_converges_without_duplicates(
+    cluster: Cluster, settings: OperatorSettings, namespace: str, kube: KubeTarget
+) -> None:
+    if kube.local is None:
+        pytest.skip("restarts the API server, so it needs the local control plane")
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    with running_operator(settings, namespace):
+        cluster.apply_yaml(namespace, sample("synthetic-duckdb"))
+        wait_for(lambda: children(cluster, namespace), timeout=10, interval=0.01, what="a first child")
+        kube.local.restart_apiserver()
+        pipeline = _wait_status(
+            cluster, namespace, "demo", _handled(1), "a reconcile after the API server restart"
+        )
+        found = children(cluster, namespace)
+
+    assert set(found) == DEMO_CHILDREN
+    assert len(cluster.custom("kafka.strimzi.io/v1", "kafkatopics", namespace)) == 3
+    assert condition(pipeline, "Topics").get("status") is not None
+
+
 def test_apply_to_children_and_status_latency_p95_is_within_2_seconds(
     cluster: Cluster, settings: OperatorSettings, namespace: str
 ) -> None:

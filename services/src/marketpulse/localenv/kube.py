@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,6 +287,23 @@ class ControlPlane:
             timeout=timeout,
             step="start kube-controller-manager",
             what="the default ServiceAccount to be created",
+            log_path=process.log_path,
+            alive=process.alive,
+            interval=0.5,
+        )
+
+    def restart_apiserver(self, downtime: float = 2.0, timeout: float = 120) -> None:
+        """Stop kube-apiserver and start it again on the same port and etcd (for outage tests)."""
+        index, old = next((i, p) for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
+        old.stop()
+        time.sleep(downtime)
+        process = ManagedProcess(old.name, old.argv, old.log_path).start()
+        self.processes[index] = process
+        wait_for(
+            lambda: self.get("/readyz").status_code == 200,
+            timeout=timeout,
+            step="restart kube-apiserver",
+            what="/readyz to answer 200",
             log_path=process.log_path,
             alive=process.alive,
             interval=0.5,
