@@ -751,6 +751,77 @@ def test_the_operator_reconciles_under_exactly_the_chart_rbac_with_peering_metri
     assert peering["status"], "the operator announced itself in the peering object"
 
 
+def test_of_two_replicas_only_one_acts_and_the_other_takes_over_when_it_stops(
+    cluster: Cluster, namespace: str, s3_server: S3Server, tmp_path: Path
+) -> None:
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    cluster.install([ROOT / "charts" / "marketpulse" / "crds" / "kopf.dev-peerings.yaml"])
+    replicas: list[tuple[subprocess.Popen[bytes], Path, int]] = []
+    try:
+        for index in range(2):
+            metrics_port, health_port = free_port(), free_port()
+            env = {
+                **os.environ,
+                "KUBECONFIG": str(cluster.kube.kubeconfig),
+                "MARKETPULSE_IMAGE": IMAGE,
+                "MARKETPULSE_METRICS_PORT": str(metrics_port),
+                "MARKETPULSE_HEALTH_PORT": str(health_port),
+                **s3_server.settings(),
+            }
+            log = tmp_path / f"replica-{index}.log"
+            argv = [str(Path(sys.executable).with_name("marketpulse")), "operator", "--namespace", namespace]
+            with log.open("w") as out:  # default priority: each replica draws its own
+                replicas.append(
+                    (subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT), log, metrics_port)
+                )
+            wait_for(
+                lambda port=health_port: (
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+                ),
+                timeout=60,
+                what=f"replica {index} to be live",
+            )
+
+        def paused() -> list[int]:
+            return [
+                i
+                for i, (_, log, _) in enumerate(replicas)
+                if "Pausing operations in favour of" in log.read_text()
+            ]
+
+        wait_for(lambda: len(paused()) == 1, timeout=60, what="one replica to stand by for the other")
+        (standby,) = paused()
+        active = 1 - standby
+        cluster.apply_yaml(namespace, sample("synthetic-duckdb"))
+        _wait_status(cluster, namespace, "demo", _handled(1), "the active replica's reconcile")
+
+        def reconciles(port: int) -> float:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("marketpulse_operator_reconciles_total{")
+            )
+
+        assert reconciles(replicas[active][2]) >= 1
+        assert reconciles(replicas[standby][2]) == 0, "the standby replica must not act"
+
+        replicas[active][0].terminate()
+        replicas[active][0].wait(timeout=30)
+        pipeline = cluster.pipeline(namespace, "demo")
+        cluster.patch_spec(namespace, "demo", {"watchlist": [*pipeline["spec"]["watchlist"], "TSLA"]})
+        wait_for(
+            lambda: (cluster.pipeline(namespace, "demo").get("status") or {}).get("observedGeneration") == 2,
+            timeout=120,
+            what="the standby replica to take over and reconcile the change",
+        )
+        assert "Resuming operations after the pause" in replicas[standby][1].read_text()
+    finally:
+        for process, _, _ in replicas:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def test_the_chart_rbac_has_no_wildcards() -> None:
     for rule in cluster_role()["rules"]:
         for key in ("apiGroups", "resources", "verbs"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Sequence
 
 import kopf
@@ -33,11 +34,16 @@ def run(
     namespaces: Sequence[str] = (),
     peering: str | None = DEFAULT_PEERING,
     standalone: bool = False,
-    priority: int = 0,
+    priority: int | None = None,
     verbose: bool = False,
 ) -> None:
     """Block serving StockPipelines in `namespaces`, or in all namespaces when none are given."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(message)s")
+    if priority is None:
+        # kopf pauses *every* operator of a peering when priorities tie, so replicas of one Deployment
+        # (and the old and new pod of a rolling update) would all stand still: give each its own.
+        priority = secrets.randbelow(1_000_000) + 1
+        logging.getLogger(__name__).info("peering priority %d", priority)
     clusterwide = not namespaces
     if not standalone and peering:
         # Namespaced operators meet in a KopfPeering of their (first) namespace.

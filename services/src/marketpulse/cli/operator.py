@@ -20,7 +20,12 @@ def operator(
     standalone: Annotated[
         bool, typer.Option(help="No peering: for a single replica, development and tests.")
     ] = False,
-    priority: Annotated[int, typer.Option(help="Peering priority; the highest active replica acts.")] = 0,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            help="Peering priority; the highest live replica acts. Default: random, so replicas never tie."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the StockPipeline operator (settings: MARKETPULSE_IMAGE, S3_*, KUBECONFIG, MARKETPULSE_*)."""
