@@ -252,3 +252,14 @@ def test_the_workloads_renderer_imports_neither_kubernetes_nor_kopf() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_alert_rules_select_their_pipeline_by_its_instance_label_not_a_pod_name_prefix() -> None:
+    children = render(pipeline())
+    monitor = children["ServiceMonitor/demo"]["spec"]
+    assert "app.kubernetes.io/instance" in monitor["podTargetLabels"]
+    ingest_pod_labels = children["Deployment/demo-ingest"]["spec"]["template"]["metadata"]["labels"]
+    assert ingest_pod_labels["app.kubernetes.io/instance"] == "demo"
+    for rule in children["PrometheusRule/demo"]["spec"]["groups"][0]["rules"]:
+        assert 'app_kubernetes_io_instance="demo"' in rule["expr"]
+        assert 'pod=~"demo-.*"' not in rule["expr"], "would also match a pipeline named demo-eu"

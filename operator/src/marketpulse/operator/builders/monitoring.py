@@ -44,14 +44,17 @@ def build_pipeline_servicemonitor(ctx: BuildContext) -> dict[str, Any]:
         "spec": {
             "selector": {"matchLabels": names.selector("metrics")},
             "endpoints": [{"port": "metrics", "interval": "30s"}],
+            # Copied onto every series as app_kubernetes_io_instance/_component, so rules and dashboards
+            # can select one pipeline exactly (a pod-name prefix would also match `<name>-eu`).
+            "podTargetLabels": ["app.kubernetes.io/instance", "app.kubernetes.io/component"],
         },
     }
 
 
 def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     names = ctx.names
-    # The workloads' metrics carry no pipeline label; their pods are named after the pipeline.
-    pods = f'namespace="{names.namespace}",pod=~"{names.name}-.*"'
+    # The ServiceMonitor copies the pods' instance label onto their series (podTargetLabels).
+    pods = f'namespace="{names.namespace}",app_kubernetes_io_instance="{names.name}"'
     labels = {"severity": "warning", "pipeline": names.name}
     rules = [
         {
@@ -79,7 +82,7 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
             "expr": (
                 f'increase(marketpulse_transform_runs_total{{{pods},result="failure"}}[1h]) > 0'
                 f' or kube_job_status_failed{{namespace="{names.namespace}",'
-                f'job_name=~"{names.workload("transform")}-.*"}} > 0'
+                f'job_name=~"{names.workload("transform")}-[0-9]+"}} > 0'
             ),
             "labels": {**labels, "severity": "critical"},
             "annotations": {
