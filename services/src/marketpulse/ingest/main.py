@@ -14,6 +14,7 @@ from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse.runtime.settings import S3Settings
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.sources.base import TickSource
+from marketpulse.sources.finnhub import FinnhubSource
 from marketpulse.sources.replay import ReplaySource, local_opener
 from marketpulse.sources.synthetic import SyntheticSource
 from marketpulse.storage import S3ObjectStore
@@ -50,6 +51,16 @@ def build_source(settings: IngestSettings) -> TickSource:
         )
     if not settings.watchlist:
         raise ValueError("MARKETPULSE_WATCHLIST: empty; expected comma-separated tickers such as AAPL,MSFT")
+    if settings.source == "finnhub":
+        return FinnhubSource(
+            symbols=settings.watchlist,
+            api_key=settings.finnhub_api_key.get_secret_value(),
+            producer_id=settings.producer_id,
+            calls_per_minute=settings.finnhub_calls_per_minute,
+            ws_url=settings.finnhub_ws_url,
+            rest_url=settings.finnhub_rest_url,
+            max_poll_seconds=settings.finnhub_max_poll_seconds,
+        )
     return SyntheticSource(
         symbols=settings.watchlist,
         producer_id=settings.producer_id,

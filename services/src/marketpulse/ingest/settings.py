@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 
 from marketpulse.runtime.settings import CommonSettings
 from marketpulse.sources.synthetic import Scenario
@@ -20,7 +20,7 @@ def default_producer_id() -> str:
 
 
 class IngestSettings(CommonSettings):
-    source: Literal["synthetic", "replay"] = "synthetic"
+    source: Literal["synthetic", "replay", "finnhub"] = "synthetic"
     synthetic_seed: int = 42
     synthetic_rate: float = Field(
         100.0, ge=0, description="ticks per second in total; 0 = as fast as possible"
@@ -36,5 +36,15 @@ class IngestSettings(CommonSettings):
     )
     replay_format: Literal["ndjson", "csv"] | None = None
     replay_loop: bool = False
+    # Finnhub: the key comes from a Secret as FINNHUB_API_KEY (no prefix); SecretStr keeps it out of reprs.
+    finnhub_api_key: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("FINNHUB_API_KEY", "MARKETPULSE_FINNHUB_API_KEY")
+    )
+    finnhub_calls_per_minute: int = Field(60, gt=0, description="REST call budget (free tier: 60)")
+    finnhub_ws_url: str = "wss://ws.finnhub.io"
+    finnhub_rest_url: str = "https://finnhub.io/api/v1"
+    finnhub_max_poll_seconds: float = Field(
+        60.0, gt=0, description="refuse a watchlist the REST fallback cannot refresh this often"
+    )
     # JSON list, e.g. [{"kind": "malformed", "at": 100}]: scenario injection for tests and demos.
     synthetic_scenarios: list[Scenario] = Field(default_factory=list)
