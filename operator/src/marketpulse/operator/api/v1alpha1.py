@@ -72,7 +72,7 @@ class SyntheticSource(ApiModel):
         default=5, description="Ticks per second for each symbol."
     )
     scenarios: list[Scenario] = Field(
-        default_factory=list,
+        default=[],  # a literal default, so the CRD states it and the API server applies it
         max_length=4,
         description="Faults to inject now and then: gap, spike, duplicate, badRecord.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
@@ -494,7 +494,7 @@ class AlertsSpec(ApiModel):
     """Alert rules evaluated over the ticks topic; alerts go to `<namespace>.<name>.alerts`."""
 
     rules: list[AlertRule] = Field(
-        default_factory=list,
+        default=[],  # a literal default, so the CRD states it and the API server applies it
         max_length=20,
         description="Alert rules; none means no alerts workload.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
