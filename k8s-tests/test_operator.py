@@ -626,6 +626,93 @@ def test_restarting_the_api_server_mid_reconcile_converges_without_duplicates(
     assert condition(pipeline, "Topics").get("status") is not None
 
 
+def test_a_child_the_api_server_refuses_sets_its_condition_false_with_the_servers_message(
+    cluster: Cluster, settings: OperatorSettings, namespace: str
+) -> None:
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+    policy = f"refuse-archive-{namespace}"
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": policy},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["deployments"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": "!object.metadata.name.endsWith('-archive')",
+                        "message": "archives are not allowed in this namespace",
+                    }
+                ],
+            },
+        }
+    )
+    admission.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": policy},
+            "spec": {
+                "policyName": policy,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                },
+            },
+        }
+    )
+    try:
+        # The policy is enforced once the API server's admission informers have seen it.
+        probe = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "probe-archive", "namespace": namespace},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]},
+                },
+            },
+        }
+
+        def enforced() -> bool:
+            try:
+                cluster.apps.create_namespaced_deployment(namespace, probe, dry_run="All")
+            except ApiException as exc:
+                return exc.status in (400, 403, 422)
+            return False
+
+        wait_for(enforced, timeout=30, what="the admission policy to be enforced")
+        with running_operator(settings, namespace):
+            cluster.apply_yaml(namespace, sample("synthetic-duckdb"))
+            pipeline = _wait_status(
+                cluster,
+                namespace,
+                "demo",
+                lambda p: condition(p, "Archive").get("reason") == "ApplyFailed",
+                "the refused archive to show in the status",
+            )
+        archive = condition(pipeline, "Archive")
+        assert archive["status"] == "False"
+        assert "archives are not allowed in this namespace" in archive["message"]
+        assert pipeline["status"]["phase"] == "Degraded"
+        assert condition(pipeline, "Ready")["status"] == "False"
+        assert "Deployment/demo-ingest" in children(cluster, namespace), (
+            "the other children are still applied"
+        )
+    finally:
+        admission.delete_validating_admission_policy_binding(policy)
+        admission.delete_validating_admission_policy(policy)
+
+
 def test_apply_to_children_and_status_latency_p95_is_within_2_seconds(
     cluster: Cluster, settings: OperatorSettings, namespace: str
 ) -> None:
