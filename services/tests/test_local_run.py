@@ -197,3 +197,30 @@ def test_the_demo_serves_gold_for_every_symbol_on_the_dashboard_and_stops_cleanl
     assert not [pid for pid in children if pid_alive(pid)], "a process of the demo outlived it"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_source_finnhub_needs_a_key_up_front_and_then_feeds_ingest_from_finnhub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = subprocess.run(
+        [MARKETPULSE, "run", "-f", str(DEMO), "--source", "finnhub"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if "FINNHUB" not in k},
+    )
+    assert missing.returncode == 2
+    assert "set FINNHUB_API_KEY" in missing.stdout
+
+    from marketpulse.cli.run import with_source
+
+    monkeypatch.setenv("FINNHUB_API_KEY", "k-123")
+    pipeline = with_source(load_pipeline(DEMO), "finnhub")
+    assert pipeline.spec.watchlist == load_pipeline(DEMO).spec.watchlist
+    run = LocalRun(pipeline, tmp_path, printer=lambda *_: None)
+    run.kafka = KafkaServer(tmp_path / "kafka", port=19092)
+    run.s3 = S3Server(tmp_path / "s3", port=17070, secret_key="local-secret")
+    ingest = next(w for w in run.workloads() if w.component == "ingest")
+    env = run.environment(ingest)
+    assert (env["MARKETPULSE_SOURCE"], env["FINNHUB_API_KEY"]) == ("finnhub", "k-123")

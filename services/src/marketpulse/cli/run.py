@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -18,10 +19,13 @@ from marketpulse.local.executor import (
     schedule_seconds,
 )
 from marketpulse.local.pipeline_file import PipelineFileError, load_pipeline
-from marketpulse.local.secrets import MissingSecretError
+from marketpulse.local.secrets import MissingSecretError, secret_env_name
 from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.paths import state_dir
+from marketpulse.operator.api import StockPipeline
+from marketpulse.operator.api.validation import validate_stockpipeline
 from marketpulse.runtime.shutdown import Shutdown
+from marketpulse.workloads import SecretRef
 
 out = Console(highlight=False, soft_wrap=True)
 COLORS = {
@@ -57,12 +61,18 @@ def run(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start from empty Kafka, S3 and warehouse.")] = False,
     dashboard_port: Annotated[int, typer.Option(help="Where the dashboard listens (127.0.0.1).")] = 8501,
     status_every: Annotated[float, typer.Option(help="Seconds between status lines.")] = 5.0,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Replace the file's source: 'finnhub' reads live trades with FINNHUB_API_KEY."),
+    ] = None,
 ) -> None:
     """Run a StockPipeline's workloads as supervised processes, with the environment the operator sets."""
     try:
         pipeline = load_pipeline(file)
     except PipelineFileError as exc:
         raise _fail(str(exc), code=2) from None
+    if source is not None:
+        pipeline = with_source(pipeline, source)
     spec = pipeline.spec
     if once and spec.source.type == "synthetic" and ticks is None:
         raise _fail(
@@ -85,6 +95,28 @@ def run(
     finally:
         run.stop()
     raise typer.Exit(code=code)
+
+
+FINNHUB_SECRET = SecretRef("finnhub", "api-key")  # names a Secret key; holds no secret
+
+
+def with_source(pipeline: StockPipeline, source: str) -> StockPipeline:
+    """`--source finnhub`: the same pipeline fed by Finnhub, its key from FINNHUB_API_KEY (checked early)."""
+    if source != "finnhub":
+        raise _fail(f"--source: {source!r} is not supported; expected finnhub", code=2)
+    key = os.environ.get("FINNHUB_API_KEY") or os.environ.get(secret_env_name(FINNHUB_SECRET))
+    if not key:
+        raise _fail(
+            "--source finnhub needs a Finnhub API key: set FINNHUB_API_KEY in the environment", code=2
+        )
+    os.environ[secret_env_name(FINNHUB_SECRET)] = key  # where the local executor resolves the Secret from
+    document = pipeline.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["spec"]["source"] = {
+        "type": "finnhub",
+        "finnhub": {"apiKey": {"secretKeyRef": {"name": FINNHUB_SECRET.name, "key": FINNHUB_SECRET.key}}},
+    }
+    document.pop("status", None)
+    return validate_stockpipeline(document, source="--source finnhub")
 
 
 def _run_forever(run: LocalRun, status_every: float) -> int:
