@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -32,6 +33,16 @@ def load_settings(kind: type[SettingsT], workload: str) -> SettingsT:
         raise typer.Exit(code=2) from None
 
 
+def exit_with(runner: Callable[[], int], workload: str) -> NoReturn:
+    """Run a workload; a ValueError is a configuration mistake found at start-up: say it, exit 2."""
+    try:
+        code = runner()
+    except ValueError as exc:
+        err.print(f"[bold red]error[/] {workload}: {exc}")
+        raise typer.Exit(code=2) from None
+    raise typer.Exit(code=code)
+
+
 def ingest() -> None:
     """Read the configured source and produce ticks to Kafka (MARKETPULSE_* environment variables)."""
     from marketpulse.ingest.main import run_ingest
@@ -39,12 +50,7 @@ def ingest() -> None:
 
     settings = load_settings(IngestSettings, "ingest")
     configure_logging("ingest", settings.log_level)
-    try:
-        code = run_ingest(settings, Shutdown().install())
-    except ValueError as exc:
-        err.print(f"[bold red]error[/] ingest: {exc}")
-        raise typer.Exit(code=2) from None
-    raise typer.Exit(code=code)
+    exit_with(lambda: run_ingest(settings, Shutdown().install()), "ingest")
 
 
 def archive() -> None:
@@ -90,9 +96,4 @@ def alerts() -> None:
 
     settings = load_settings(AlertsSettings, "alerts")
     configure_logging("alerts", settings.log_level)
-    try:
-        code = run_alerts(settings, Shutdown().install())
-    except ValueError as exc:
-        err.print(f"[bold red]error[/] alerts: {exc}")
-        raise typer.Exit(code=2) from None
-    raise typer.Exit(code=code)
+    exit_with(lambda: run_alerts(settings, Shutdown().install()), "alerts")

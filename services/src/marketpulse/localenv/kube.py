@@ -250,10 +250,13 @@ class ControlPlane:
         process = ManagedProcess("kube-apiserver", argv, self.log_path("kube-apiserver")).start()
         self.processes.append(process)
         console.print(f"starting kube-apiserver {KUBERNETES_VERSION} on {self.server}")
+        self._wait_apiserver_ready(process, timeout, "start kube-apiserver")
+
+    def _wait_apiserver_ready(self, process: ManagedProcess, timeout: float, step: str) -> None:
         wait_for(
             lambda: self.get("/readyz").status_code == 200,
             timeout=timeout,
-            step="start kube-apiserver",
+            step=step,
             what="/readyz to answer 200",
             log_path=process.log_path,
             alive=process.alive,
@@ -299,15 +302,7 @@ class ControlPlane:
         time.sleep(downtime)
         process = ManagedProcess(old.name, old.argv, old.log_path).start()
         self.processes[index] = process
-        wait_for(
-            lambda: self.get("/readyz").status_code == 200,
-            timeout=timeout,
-            step="restart kube-apiserver",
-            what="/readyz to answer 200",
-            log_path=process.log_path,
-            alive=process.alive,
-            interval=0.5,
-        )
+        self._wait_apiserver_ready(process, timeout, "restart kube-apiserver")
 
     def stop(self) -> None:
         for process in reversed(self.processes):
