@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from marketpulse.operator.api import StockPipeline
 from marketpulse.workloads import PipelineNames, Platform
@@ -26,6 +27,11 @@ class BuildContext:
     run_as_user: int = 10001
     capabilities: Capabilities = field(default_factory=Capabilities)
     platform: Platform = field(default_factory=Platform)
+
+
+def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
+    """The metadata every child carries: its name, the pipeline's namespace, the standard labels."""
+    return {"name": name, "namespace": ctx.names.namespace, "labels": ctx.names.labels(component)}
 
 
 def names_for(pipeline: StockPipeline) -> PipelineNames:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from marketpulse.operator.api import StockPipelineSpec
-from marketpulse.operator.builders.context import BuildContext
+from marketpulse.operator.builders.context import BuildContext, object_meta
 
 SERVICE_PORT = 80
 
@@ -15,11 +15,7 @@ def build_dashboard_service(ctx: BuildContext) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": names.dashboard_service,
-            "namespace": names.namespace,
-            "labels": names.labels("dashboard"),
-        },
+        "metadata": object_meta(names.dashboard_service, ctx, "dashboard"),
         "spec": {
             "type": "ClusterIP",
             "selector": names.selector("dashboard"),
@@ -51,11 +47,7 @@ def build_dashboard_ingress(spec: StockPipelineSpec, ctx: BuildContext) -> dict[
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {
-            "name": names.dashboard_service,
-            "namespace": names.namespace,
-            "labels": names.labels("dashboard"),
-        },
+        "metadata": object_meta(names.dashboard_service, ctx, "dashboard"),
         "spec": ingress_spec,
     }
 

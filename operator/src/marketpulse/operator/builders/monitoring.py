@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marketpulse.operator.builders.context import BuildContext
+from marketpulse.operator.builders.context import BuildContext, object_meta
 from marketpulse.workloads import METRICS_PORT
 
 # Alert thresholds; the data plane's metric names are the contract (see each workload's metrics).
@@ -18,11 +18,7 @@ def build_metrics_service(ctx: BuildContext) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": names.metrics_service,
-            "namespace": names.namespace,
-            "labels": names.labels("metrics"),
-        },
+        "metadata": object_meta(names.metrics_service, ctx, "metrics"),
         "spec": {
             "clusterIP": "None",
             "selector": names.selector(),
@@ -36,11 +32,7 @@ def build_pipeline_servicemonitor(ctx: BuildContext) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": {
-            "name": names.monitoring,
-            "namespace": names.namespace,
-            "labels": names.labels("monitoring"),
-        },
+        "metadata": object_meta(names.monitoring, ctx, "monitoring"),
         "spec": {
             "selector": {"matchLabels": names.selector("metrics")},
             "endpoints": [{"port": "metrics", "interval": "30s"}],
@@ -94,10 +86,6 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {
-            "name": names.monitoring,
-            "namespace": names.namespace,
-            "labels": names.labels("monitoring"),
-        },
+        "metadata": object_meta(names.monitoring, ctx, "monitoring"),
         "spec": {"groups": [{"name": f"marketpulse.{names.namespace}.{names.name}", "rules": rules}]},
     }

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from marketpulse.operator.api import StockPipelineSpec
-from marketpulse.operator.builders.context import BuildContext
+from marketpulse.operator.builders.context import BuildContext, object_meta
 from marketpulse.operator.builders.pods import build_pod_template
 from marketpulse.workloads import Workload
-
-
-def _meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
-    return {"name": name, "namespace": ctx.names.namespace, "labels": ctx.names.labels(component)}
 
 
 def build_workload_deployment(
@@ -30,7 +26,7 @@ def build_workload_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(names.workload(workload.component), ctx, workload.component),
+        "metadata": object_meta(names.workload(workload.component), ctx, workload.component),
         "spec": deployment_spec,
     }
 
@@ -59,7 +55,7 @@ def build_transform_cronjob(workload: Workload, spec: StockPipelineSpec, ctx: Bu
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": _meta(names.workload(workload.component), ctx, workload.component),
+        "metadata": object_meta(names.workload(workload.component), ctx, workload.component),
         "spec": cron_spec,
     }
 
@@ -75,7 +71,7 @@ def build_warehouse_pvc(spec: StockPipelineSpec, ctx: BuildContext) -> dict[str,
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _meta(ctx.names.warehouse_claim, ctx, "warehouse"),
+        "metadata": object_meta(ctx.names.warehouse_claim, ctx, "warehouse"),
         "spec": claim_spec,
     }
 
