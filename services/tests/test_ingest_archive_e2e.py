@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -270,27 +270,42 @@ def own_servers(tmp_path: Path) -> Iterator[tuple[KafkaServer, S3Server]]:
     s3.stop()
 
 
+def run_through_fault(
+    flow: Pipeline, fault: Callable[[], None], what: str
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Archive 12,000 ticks produced at 2,000/s, inject `fault` once bronze has its first object, drain.
+
+    Returns the ledger of acknowledged ticks and the identities found in bronze.
+    """
+    archive = flow.run("archive")
+    ingest = flow.run("ingest", {"MARKETPULSE_TICK_LIMIT": "12000", "MARKETPULSE_SYNTHETIC_RATE": "2000"})
+    try:
+        wait_until(lambda: bool(flow.bronze()[1]), 60, "the first bronze object", flow)
+        fault()
+        # The producer's delivery timeout (120 s) outlasts the faults injected here.
+        assert ingest.wait(timeout=180) == 0, flow.logs()
+        ledger = read_ledger(flow.workdir / "ledger.txt")
+        wait_until(
+            lambda: len(flow.bronze()[0]) >= len(ledger), 120, f"bronze to catch up after {what}", flow
+        )
+    finally:
+        archive.send_signal(signal.SIGTERM)
+    assert archive.wait(timeout=60) == 0, flow.logs()
+    return ledger, flow.bronze()[0]
+
+
 def test_an_s3_outage_pauses_the_archive_which_then_drains_without_loss_or_duplicates(
     own_servers: tuple[KafkaServer, S3Server], tmp_path: Path
 ) -> None:
     kafka, s3 = own_servers
     flow = make_pipeline(kafka, s3, tmp_path)
-    archive = flow.run("archive")
-    ingest = flow.run("ingest", {"MARKETPULSE_TICK_LIMIT": "12000", "MARKETPULSE_SYNTHETIC_RATE": "2000"})
-    try:
-        wait_until(lambda: bool(flow.bronze()[1]), 60, "the first bronze object", flow)
+
+    def outage() -> None:
         s3.stop()
         time.sleep(6)  # the outage: ingest keeps producing, the archive must hold on
         s3.start()
-        assert ingest.wait(timeout=120) == 0, flow.logs()
-        ledger = read_ledger(flow.workdir / "ledger.txt")
-        wait_until(
-            lambda: len(flow.bronze()[0]) >= len(ledger), 120, "bronze to catch up after S3 returned", flow
-        )
-    finally:
-        archive.send_signal(signal.SIGTERM)
-    assert archive.wait(timeout=60) == 0, flow.logs()
-    identities, _ = flow.bronze()
+
+    ledger, identities = run_through_fault(flow, outage, "S3 returned")
     assert Counter(identities) == Counter(ledger)
     logs = flow.logs()
     assert "S3 unavailable; consumption paused" in logs
@@ -303,21 +318,12 @@ def test_a_broker_restart_loses_no_acknowledged_tick_and_duplicates_none(
 ) -> None:
     kafka, s3 = own_servers
     flow = make_pipeline(kafka, s3, tmp_path)
-    archive = flow.run("archive")
-    ingest = flow.run("ingest", {"MARKETPULSE_TICK_LIMIT": "12000", "MARKETPULSE_SYNTHETIC_RATE": "2000"})
-    try:
-        wait_until(lambda: bool(flow.bronze()[1]), 60, "the first bronze object", flow)
+
+    def restart() -> None:
         kafka.stop()
         time.sleep(3)
         kafka.start()
-        assert ingest.wait(timeout=180) == 0, flow.logs()  # delivery timeout (120 s) outlasts the restart
-        ledger = read_ledger(flow.workdir / "ledger.txt")
-        assert len(ledger) == 12000
-        wait_until(
-            lambda: len(flow.bronze()[0]) >= len(ledger), 120, "bronze to catch up after the restart", flow
-        )
-    finally:
-        archive.send_signal(signal.SIGTERM)
-    assert archive.wait(timeout=60) == 0, flow.logs()
-    identities, _ = flow.bronze()
+
+    ledger, identities = run_through_fault(flow, restart, "the restart")
+    assert len(ledger) == 12000
     assert Counter(identities) == Counter(ledger), "bronze must hold each acknowledged tick exactly once"
