@@ -92,6 +92,14 @@ def java_classpath() -> str:
     return str(ensure_kafka() / "*")
 
 
+def java_executable() -> str:
+    """`java` from PATH; without it the broker cannot start, whatever the cache holds."""
+    java = shutil.which("java")
+    if java is None:
+        raise ComponentError("start Kafka", "`java` is not on PATH; install Java 17 or newer")
+    return java
+
+
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
@@ -138,7 +146,7 @@ class KafkaServer:
 
     def _java(self, *args: str) -> list[str]:
         return [
-            "java",
+            java_executable(),
             f"-Xmx{self.heap}",
             "-XX:+UseG1GC",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
