@@ -37,7 +37,11 @@ def helm(helm_binary: Path) -> Helm:
 
 @pytest.fixture(scope="session")
 def template(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """`template(values, files=...)`: the completed `helm template` run (for tests of failures)."""
+    """`template(values, files=...)`: the completed `helm template` run (for tests of failures).
+
+    Like `helm get manifest`, the output is the release's objects; `hooks=True` adds the hooks
+    (the pre-delete uninstall Job and its account), which helm creates only when they run.
+    """
     folder = tmp_path_factory.mktemp("values")
     counter = itertools.count()
 
@@ -47,8 +51,11 @@ def template(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Helm:
         files: Sequence[Path] = (),
         release: str = "mp",
         namespace: str = "markets",
+        hooks: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         argv: list[str | Path] = ["template", release, CHART, "--namespace", namespace]
+        if not hooks:
+            argv.append("--no-hooks")
         for f in files:
             argv += ["--values", f]
         if values is not None:
@@ -62,7 +69,7 @@ def template(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 @pytest.fixture(scope="session")
 def render(template: Helm) -> Render:
-    """`render(values, files=...)`: the manifests `helm template` makes, or a test failure."""
+    """`render(values, files=..., hooks=...)`: the manifests `helm template` makes, or a test failure."""
 
     def run(values: dict[str, Any] | None = None, **kwargs: Any) -> list[Manifest]:
         result = template(values, **kwargs)

@@ -253,3 +253,31 @@ topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/* Name of the pre-delete hook's Job, ServiceAccount and RBAC (short enough for the Job's pod labels). */}}
+{{- define "marketpulse.uninstallName" -}}
+{{- printf "%s-uninstall" (include "marketpulse.fullname" . | trunc 53 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The account the pre-delete hook runs as: its own with rbac.create, else one the user names. */}}
+{{- define "marketpulse.uninstallServiceAccountName" -}}
+{{- if .Values.rbac.create }}
+{{- include "marketpulse.uninstallName" . }}
+{{- else }}
+{{- required "uninstall.serviceAccountName: required when rbac.create is false and uninstall.deletePipelines is true (an account that may list and delete StockPipelines in the served namespaces); or set uninstall.deletePipelines=false" .Values.uninstall.serviceAccountName }}
+{{- end }}
+{{- end }}
+
+{{/* Annotations that make an object part of the pre-delete hook, created before the Job by weight. */}}
+{{- define "marketpulse.uninstallHook" -}}
+helm.sh/hook: pre-delete
+helm.sh/hook-weight: {{ .weight | quote }}
+# Removed once the Job succeeded; kept after a failure so that its pod's log says why.
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/* Labels of the pre-delete hook's objects. */}}
+{{- define "marketpulse.uninstallLabels" -}}
+{{ include "marketpulse.commonLabels" . }}
+app.kubernetes.io/component: uninstall
+{{- end }}

@@ -56,3 +56,10 @@ def cluster_role(name: str = "marketpulse-operator") -> dict[str, Any]:
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "marketpulse"}},
         "rules": [dict(rule) for rule in CLUSTER_RULES],
     }
+
+
+# The chart's pre-delete hook (`marketpulse operator cleanup`) runs under its own account with only these.
+CLEANUP_RULES: list[PolicyRule] = [
+    # Application: delete the pipelines the operator serves, and list them until it has finalized each.
+    {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "delete"]},
+]

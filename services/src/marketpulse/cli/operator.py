@@ -1,41 +1,74 @@
-"""`marketpulse operator`: the kopf operator that reconciles StockPipelines."""
+"""`marketpulse operator [run|cleanup]`: the kopf operator that reconciles StockPipelines, and the
+uninstall step that deletes the pipelines it serves while it still runs to finalize them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from marketpulse.cli.workloads import err, load_settings
 
+if TYPE_CHECKING:
+    from marketpulse.operator.settings import OperatorSettings
+
+
+class Action(StrEnum):
+    run = "run"
+    cleanup = "cleanup"
+
 
 def operator(
+    action: Annotated[
+        Action,
+        typer.Argument(
+            help="run: serve StockPipelines (the default). cleanup: delete every StockPipeline in the "
+            "served namespaces and wait until the running operator has finalized them (before uninstall)."
+        ),
+    ] = Action.run,
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", help="Serve this namespace (repeatable); default: all namespaces."),
     ] = None,
     peering: Annotated[
-        str, typer.Option(help="Peering object shared by replicas so that only one acts.")
+        str, typer.Option(help="run: peering object shared by replicas so that only one acts.")
     ] = "marketpulse-operator",
     standalone: Annotated[
-        bool, typer.Option(help="No peering: for a single replica, development and tests.")
+        bool, typer.Option(help="run: no peering, for a single replica, development and tests.")
     ] = False,
     priority: Annotated[
         int | None,
         typer.Option(
-            help="Peering priority; the highest live replica acts. Default: random, so replicas never tie."
+            help="run: peering priority; the highest live replica acts. Default: random, so replicas "
+            "never tie."
         ),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=1, help="cleanup: seconds to wait for the operator to finalize every pipeline before failing."
+        ),
+    ] = 240.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the StockPipeline operator (settings: MARKETPULSE_IMAGE, S3_*, KUBECONFIG, MARKETPULSE_*)."""
-    from marketpulse.operator.main import run
+    """Run the StockPipeline operator, or clean up its pipelines before an uninstall (`cleanup`).
+
+    Settings: MARKETPULSE_IMAGE, S3_*, KUBECONFIG, MARKETPULSE_*.
+    """
     from marketpulse.operator.settings import OperatorSettings
 
     settings = load_settings(OperatorSettings, "operator")
     if settings.kubeconfig is not None and not settings.kubeconfig.is_file():
         err.print(f"[bold red]error[/] operator: KUBECONFIG: {settings.kubeconfig} is not a file")
         raise typer.Exit(code=2)
+    if action is Action.cleanup:
+        raise typer.Exit(code=cleanup(settings, namespace or [], timeout))
+
+    from marketpulse.operator.main import run
+
     run(
         settings,
         namespaces=namespace or [],
@@ -44,3 +77,35 @@ def operator(
         priority=priority,
         verbose=verbose,
     )
+
+
+def cleanup(settings: OperatorSettings, namespaces: list[str], timeout: float) -> int:
+    """0 when no pipeline is left; 1 when the operator did not finalize them in time or the API refused."""
+    from kubernetes.config import ConfigException
+
+    from marketpulse.operator.cleanup import delete_pipelines, timeout_message
+    from marketpulse.operator.kube import KubeApi, load_configuration
+
+    try:
+        configuration = load_configuration(settings.kubeconfig)
+    except ConfigException as exc:
+        err.print(
+            "[bold red]error[/] operator cleanup: no cluster to talk to: set KUBECONFIG or run in a pod "
+            f"({escape(str(exc))})"
+        )
+        return 2
+    where = ", ".join(namespaces) if namespaces else "every namespace"
+    typer.echo(f"cleanup: deleting the StockPipelines in {where}; timeout {timeout:g}s")
+    kube = KubeApi(configuration, workers=4)
+    try:
+        report = asyncio.run(delete_pipelines(kube, namespaces, timeout=timeout, say=typer.echo))
+    finally:
+        kube.close()
+    if report.remaining:
+        err.print(f"[bold red]error[/] operator cleanup: {escape(timeout_message(report, timeout))}")
+    if report.error:
+        err.print(f"[bold red]error[/] operator cleanup: {escape(report.error)}")
+    if not report.ok:
+        return 1
+    typer.echo(f"cleanup: done; {len(report.finalized)} StockPipeline(s) finalized by the operator")
+    return 0
