@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 from minio import Minio
 
@@ -128,3 +133,62 @@ def test_a_load_killed_mid_transaction_leaves_nothing_and_the_rerun_loads_everyt
     assert con.execute("select count(distinct (producer_id, seq)) from bronze.raw_ticks").fetchone() == (
         2000,
     )
+
+
+def test_continuous_mode_builds_first_then_runs_models_for_new_objects_and_skips_idle_cycles(
+    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server, tmp_path: Path
+) -> None:
+    client, name, _ = bucket
+    ticks = synthetic(3000)
+    write_objects(client, name, ticks[:2000], per_object=1000)
+    database = tmp_path / "warehouse.duckdb"
+    log = tmp_path / "transform.log"
+    env = {
+        **os.environ,
+        **s3_server.settings(),
+        "MARKETPULSE_BUCKET": name,
+        "MARKETPULSE_DUCKDB_PATH": str(database),
+        "MARKETPULSE_TRANSFORM_MODE": "continuous",
+        "MARKETPULSE_TRANSFORM_INTERVAL_SECONDS": "0.5",
+        "MARKETPULSE_TRANSFORM_BUILD_INTERVAL_SECONDS": "3600",
+        "MARKETPULSE_METRICS_PORT": "0",
+        "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+        "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
+    }
+
+    def cycles() -> list[dict[str, object]]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [orjson.loads(line) for line in lines if '"transform cycle done"' in line]
+
+    def wait_for(predicate: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not predicate():
+            assert transform.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert predicate(), f"{what}: {log.read_text()[-3000:]}"
+
+    with log.open("wb") as sink:
+        transform = subprocess.Popen(
+            [str(Path(sys.executable).parent / "marketpulse"), "transform"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: any(c["dbt"] == "skipped" for c in cycles()), "an idle cycle after the first")
+        write_objects(client, name, ticks[2000:], per_object=1000, first_offset=2000)
+        wait_for(lambda: any(c["dbt"] == "run" for c in cycles()), "a models-only cycle for the new object")
+    finally:
+        transform.send_signal(signal.SIGTERM)
+        code = transform.wait(timeout=120)
+    assert code == 0, log.read_text()[-3000:]
+
+    done = cycles()
+    assert (done[0]["dbt"], done[0]["rows"]) == ("build", 2000)
+    models_only = next(c for c in done if c["dbt"] == "run")
+    assert models_only["rows"] == 1000
+    assert {c["dbt"] for c in done if c["rows"] == 0} == {"skipped"}
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("select count(*) from silver.fct_ticks").fetchone() == (3000,)
+    published = orjson.loads(client.get_object(name, "gold/_manifest.json").read())
+    assert published["rows"]["ohlc_1m"] > 0

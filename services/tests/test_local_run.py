@@ -224,3 +224,105 @@ def test_source_finnhub_needs_a_key_up_front_and_then_feeds_ingest_from_finnhub(
     ingest = next(w for w in run.workloads() if w.component == "ingest")
     env = run.environment(ingest)
     assert (env["MARKETPULSE_SOURCE"], env["FINNHUB_API_KEY"]) == ("finnhub", "k-123")
+
+
+def snowflake_pipeline(path: Path, endpoint: str, database: str) -> Path:
+    """A small synthetic pipeline whose warehouse is Snowflake at `endpoint` (fakesnow's server here)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "marketpulse.io/v1alpha1",
+                "kind": "StockPipeline",
+                "metadata": {"name": "sf-local"},
+                "spec": {
+                    "watchlist": ["AAPL", "MSFT"],
+                    "source": {"type": "synthetic", "synthetic": {"seed": 7}},
+                    "warehouse": {
+                        "type": "snowflake",
+                        "snowflake": {
+                            "account": "fakesnow",
+                            "user": "marketpulse",
+                            "database": database,
+                            "endpoint": endpoint,
+                            "password": {"secretKeyRef": {"name": "snowflake", "key": "password"}},
+                        },
+                    },
+                    "dashboard": {"enabled": False},
+                },
+            }
+        )
+    )
+    return path
+
+
+def test_run_names_the_missing_snowflake_password_variable_before_starting_anything(tmp_path: Path) -> None:
+    pipeline = snowflake_pipeline(tmp_path / "sf.yaml", "http://127.0.0.1:9", "MARKETPULSE")
+    refused = subprocess.run(
+        [
+            MARKETPULSE,
+            "run",
+            "-f",
+            str(pipeline),
+            "--once",
+            "--ticks",
+            "10",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("MARKETPULSE_SECRET_", "SNOWFLAKE_"))},
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "set the environment variable MARKETPULSE_SECRET_SNOWFLAKE_PASSWORD" in refused.stdout
+    assert "transform (SNOWFLAKE_PASSWORD)" in refused.stdout
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "d" / "kafka").exists(), "no server starts when a credential is missing"
+
+
+@pytest.mark.kafka
+@pytest.mark.s3
+@pytest.mark.snowflake
+def test_run_once_on_snowflake_builds_gold_there_from_every_tick(
+    tmp_path: Path, fakesnow_server: object
+) -> None:
+    import snowflake.connector
+
+    from marketpulse.localenv.snowflake import FakeSnowflakeServer
+
+    assert isinstance(fakesnow_server, FakeSnowflakeServer)
+    database = "MP_LOCAL_RUN"
+    endpoint = f"http://127.0.0.1:{fakesnow_server.port}"
+    pipeline = snowflake_pipeline(tmp_path / "sf.yaml", endpoint, database)
+    command = [MARKETPULSE, "run", "-f", str(pipeline), "--once", "--ticks", "3000", "--days", "2"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("SNOWFLAKE_")},
+            "MARKETPULSE_SECRET_SNOWFLAKE_PASSWORD": "fakesnow",
+            "MARKETPULSE_DBT_THREADS": "1",  # fakesnow's server can stall on concurrent sessions
+            "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+            "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
+            "COLUMNS": "200",
+        },
+    )
+    logs = "\n".join(p.read_text()[-3000:] for p in (tmp_path / "data" / "logs").glob("*.log"))
+    assert done.returncode == 0, done.stdout[-3000:] + logs
+    assert f"warehouse Snowflake fakesnow database {database}" in done.stdout
+    assert "'ohlc_daily':" in done.stdout, done.stdout[-3000:]
+    with (
+        snowflake.connector.connect(**fakesnow_server.connect_kwargs(), database=database) as con,
+        con.cursor() as cursor,
+    ):
+        cursor.execute("select count(*), count(distinct producer_id || ':' || seq) from bronze.raw_ticks")
+        assert cursor.fetchall() == [(3000, 3000)]
+        cursor.execute("select count(*) from silver.fct_ticks")
+        assert cursor.fetchall() == [(3000,)]
+        cursor.execute("select sum(tick_count), count(distinct symbol) from gold.ohlc_daily")
+        assert cursor.fetchall() == [(3000, 2)]

@@ -83,6 +83,10 @@ def run(
     directory = data_dir or state_dir() / "data" / pipeline.metadata.name
     run = LocalRun(pipeline, directory, _printer, dashboard_port=dashboard_port)
     try:
+        run.check_secrets()  # before any server starts: a missing credential is named at once
+    except MissingSecretError as exc:
+        raise _fail(str(exc), code=2) from None
+    try:
         if not once and spec.dashboard.enabled:
             ensure_port_free(dashboard_port, "--dashboard-port")
         if fresh:
@@ -148,12 +152,17 @@ def _run_forever(run: LocalRun, status_every: float) -> int:
             if previous is not None and now > previous[0]:
                 rate = f"{(acked - previous[1]) / (now - previous[0]):.0f} ticks/s · "
             previous = (now, acked)
-        manifest = run.gold_manifest()
-        gold = f"gold published {manifest['published_at']}" if manifest else "no gold yet"
+        if run.on_snowflake:
+            rows = run.snowflake_gold_rows()
+            gold = f"gold in Snowflake: {rows.get('ohlc_1m', 0)} 1-minute bars" if rows else "no gold yet"
+        else:
+            manifest = run.gold_manifest()
+            gold = f"gold published {manifest['published_at']}" if manifest else "no gold yet"
+            published = manifest.get("rows") if manifest else None
+            rows = published if isinstance(published, dict) else None
         lag = run.consumer_lag()
         out.print(f"[bold]status[/] {rate}lag {lag if lag is not None else '?'} · {gold}")
-        rows = manifest.get("rows") if manifest else None
-        has_bars = isinstance(rows, dict) and bool(rows.get("ohlc_1m"))
+        has_bars = bool(rows and rows.get("ohlc_1m"))
         if has_bars and not announced and run.pipeline.spec.dashboard.enabled:
             out.print(f"[bold green]dashboard[/] http://127.0.0.1:{run.dashboard_port}")
             announced = True
@@ -196,6 +205,7 @@ def _run_once(run: LocalRun, ticks: int | None, days: int) -> int:
     transform.start()
     if (code := transform.wait()) != 0:
         raise LocalRunError(f"transform failed with exit code {code}; see {transform.log_path}")
-    manifest = run.gold_manifest() or {}
-    out.print(f"[bold green]done[/] gold rows: {manifest.get('rows', {})} · warehouse {run.warehouse_path}")
+    out.print(
+        f"[bold green]done[/] gold rows: {run.gold_rows() or {}} · warehouse {run.warehouse_description()}"
+    )
     return 0

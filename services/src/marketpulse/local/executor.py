@@ -92,6 +92,22 @@ class LocalRun:
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 
+    @property
+    def on_snowflake(self) -> bool:
+        return self.pipeline.spec.warehouse.type == "snowflake"
+
+    def check_secrets(self) -> None:
+        """Resolve every Secret the workloads reference before any server starts, so that a missing
+        one (a Snowflake password, a Finnhub key) is named up front; raises MissingSecretError."""
+        platform = Platform(s3_endpoint="http://127.0.0.1", s3_credentials_secret=LOCAL_S3_SECRET)
+        secrets = LocalSecrets({})
+        for workload in render_workloads(self.pipeline.spec, self.names, platform):
+            for var in workload.env:
+                if var.secret is not None and var.secret.name != LOCAL_S3_SECRET:
+                    secrets.resolve(var.secret, needed_by=f"{workload.component} ({var.name})")
+            for secret_file in workload.secret_files:
+                secrets.resolve(secret_file.secret, needed_by=workload.component)
+
     # -- infrastructure -------------------------------------------------------------------------
     def start_infrastructure(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -225,6 +241,51 @@ class LocalRun:
             return None
         match = re.search(r"^marketpulse_ingest_ticks_acked_total (\S+)$", text, re.MULTILINE)
         return float(match[1]) if match else None
+
+    def snowflake_gold_rows(self, timeout: float = 15) -> dict[str, int] | None:
+        """Rows per gold table in Snowflake, read with the transform's connection settings; None
+        while the gold schema does not exist or Snowflake cannot be reached."""
+        import snowflake.connector
+
+        from marketpulse.transform.settings import TransformSettings
+
+        transform = next(w for w in self.workloads() if w.component == "transform")
+        env = self.environment(transform)
+        settings = TransformSettings.model_validate(
+            {"warehouse": "snowflake", **{k: v for k, v in env.items() if k.startswith("SNOWFLAKE_")}}
+        )
+        kwargs = settings.snowflake_connect_kwargs() | {"login_timeout": timeout, "network_timeout": timeout}
+        schema = settings.gold_schema.upper()
+        try:
+            with snowflake.connector.connect(**kwargs) as con, con.cursor() as cursor:
+                cursor.execute(
+                    "select table_name from information_schema.tables where table_schema = %s "
+                    "order by table_name",
+                    (schema,),
+                )
+                tables = [str(row[0]).lower() for row in cursor.fetchall()]
+                rows = {}
+                for table in tables:
+                    cursor.execute(f"select count(*) from {schema}.{table}")  # noqa: S608 - catalogue names
+                    (count,) = cursor.fetchone() or (0,)
+                    rows[table] = int(count)
+        except snowflake.connector.errors.Error:
+            return None
+        return rows or None
+
+    def gold_rows(self) -> dict[str, int] | None:
+        """Rows per gold table, where the dashboard reads them: the published manifest or Snowflake."""
+        if self.on_snowflake:
+            return self.snowflake_gold_rows()
+        manifest = self.gold_manifest()
+        rows = manifest.get("rows") if manifest else None
+        return {str(k): int(v) for k, v in rows.items()} if isinstance(rows, dict) else None
+
+    def warehouse_description(self) -> str:
+        snowflake = self.pipeline.spec.warehouse.snowflake
+        if self.on_snowflake and snowflake is not None:
+            return f"Snowflake {snowflake.account} database {snowflake.database}"
+        return f"DuckDB {self.warehouse_path}"
 
     def gold_manifest(self) -> dict[str, object] | None:
         try:

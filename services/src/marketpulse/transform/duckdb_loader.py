@@ -7,41 +7,25 @@ parallel and read by one `read_json` per chunk: no row-by-row inserts.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from marketpulse.archive.batching import PREFIX, parse_key
 from marketpulse.runtime.faults import failpoint
 from marketpulse.storage import ObjectInfo, ObjectStore
+from marketpulse.transform.bronze_objects import (
+    LoadResult,
+    download_objects,
+    pending_objects,
+    select_raw_ticks_sql,
+)
 
 log = logging.getLogger(__name__)
-
-# The bronze contract: what dbt's `source('bronze', 'raw_ticks')` reads.
-RAW_TICKS_COLUMNS = {
-    "symbol": "VARCHAR",
-    "price": "DOUBLE",
-    "size": "BIGINT",
-    "event_time": "TIMESTAMPTZ",
-    "ingest_time": "TIMESTAMPTZ",
-    "source": "VARCHAR",
-    "producer_id": "VARCHAR",
-    "seq": "BIGINT",
-    "v": "INTEGER",
-}
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    objects: int
-    rows: int
-    seconds: float
 
 
 def _quote(identifier: str) -> str:
@@ -78,11 +62,7 @@ class DuckDBBronzeLoader:
 
     def pending(self) -> list[ObjectInfo]:
         manifest = f"select object_key from {self.schema}._load_manifest"
-        loaded = {row[0] for row in self.con.execute(manifest).fetchall()}
-        return sorted(
-            (o for o in self.store.list(PREFIX) if parse_key(o.key) and o.key not in loaded),
-            key=lambda o: o.key,
-        )
+        return pending_objects(self.store, (row[0] for row in self.con.execute(manifest).fetchall()))
 
     def load_new(self) -> LoadResult:
         started = time.perf_counter()
@@ -101,30 +81,13 @@ class DuckDBBronzeLoader:
 
     def _load_chunk(self, objects: Sequence[ObjectInfo]) -> int:
         with tempfile.TemporaryDirectory(prefix="marketpulse-load-") as scratch:
-            # Each object is saved under its own key, so the object key is the file name minus the prefix.
             root = Path(scratch)
-            paths = [root / info.key for info in objects]
-            for path in paths:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            with ThreadPoolExecutor(self.download_threads) as pool:
-                list(
-                    pool.map(
-                        lambda pair: self.store.download(pair[0].key, pair[1]),
-                        zip(objects, paths, strict=True),
-                    )
-                )
-            columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in RAW_TICKS_COLUMNS.items()) + "}"
+            paths = download_objects(self.store, objects, root, self.download_threads)
             self.con.execute("begin transaction")
             try:
                 self.con.execute(
-                    f"""
-                    create or replace temp table _chunk as
-                    select t.symbol, t.price, t.size, t.event_time, t.ingest_time, t.source, t.producer_id,
-                           t.seq, t.v as schema_version, substr(t.filename, ?) as _object_key,
-                           now() as _loaded_at
-                    from read_json(?, format = 'newline_delimited', columns = {columns}, filename = true) as t
-                    """,
-                    [len(str(root)) + 2, [str(p) for p in paths]],
+                    f"create or replace temp table _chunk as {select_raw_ticks_sql()}",
+                    [len(str(root)) + 2, dt.datetime.now(dt.UTC), [str(p) for p in paths]],
                 )
                 self.con.execute(f"insert into {self.schema}.raw_ticks select * from _chunk")
                 failpoint("transform.mid-load")

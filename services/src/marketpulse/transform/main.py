@@ -1,7 +1,12 @@
 """`marketpulse transform`: load new bronze objects, `dbt build` silver and gold, publish gold.
 
-`once` (the CronJob) runs one cycle and exits non-zero if any stage failed; `continuous` loops
-every interval, counting and logging failed cycles without exiting, until SIGTERM.
+`once` (the CronJob) runs one cycle with a full `dbt build` and exits non-zero if any stage failed;
+`continuous` loops every interval, counting and logging failed cycles without exiting, until
+SIGTERM. In continuous mode most cycles run `dbt run` (models only, what keeps tick→gold short) and
+one cycle every `transform_build_interval_seconds` runs the full `dbt build` with every test.
+
+The warehouse is DuckDB (a file this process alone writes; gold is published as Parquet for the
+dashboard) or Snowflake (PUT + COPY INTO; the dashboard queries the gold schema directly).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from marketpulse.runtime.faults import failpoint
 from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import ObjectStore
+from marketpulse.transform.bronze_objects import LoadResult
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
 from marketpulse.transform.publish import publish_gold
 from marketpulse.transform.settings import TransformSettings
@@ -43,43 +49,77 @@ class CycleResult:
     rows: int
     gold_rows: dict[str, int]
     seconds: dict[str, float]
+    dbt_command: str = "build"
 
 
-def run_cycle(settings: TransformSettings, store: ObjectStore) -> CycleResult:
+def load_bronze(settings: TransformSettings, store: ObjectStore) -> LoadResult:
+    if settings.warehouse == "snowflake":
+        import snowflake.connector
+
+        from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
+
+        try:
+            connection = snowflake.connector.connect(**settings.snowflake_connect_kwargs())
+        except snowflake.connector.errors.Error as exc:
+            # The connector's message names neither the account nor the endpoint it tried.
+            raise ConnectionError(
+                f"cannot log in to Snowflake ({settings.snowflake_target()}): {exc}"
+            ) from None
+        with connection as con:
+            return SnowflakeBronzeLoader(con, store, schema=settings.bronze_schema).load_new()
     database = settings.duckdb_path.resolve()
     database.parent.mkdir(parents=True, exist_ok=True)
+    # The transform is the warehouse file's only writer; each stage opens it and closes it again.
+    with duckdb.connect(str(database)) as con:
+        return DuckDBBronzeLoader(con, store, schema=settings.bronze_schema).load_new()
+
+
+def dbt_env(settings: TransformSettings) -> dict[str, str]:
+    """What dbt's profile reads for the configured warehouse."""
+    if settings.warehouse == "snowflake":
+        return settings.snowflake_env()
+    return {"MARKETPULSE_DUCKDB_PATH": str(settings.duckdb_path.resolve())}
+
+
+def run_cycle(
+    settings: TransformSettings, store: ObjectStore, *, full_build: bool = True, skip_if_idle: bool = False
+) -> CycleResult:
+    """Load, then `dbt build` (models and tests) or, with `full_build=False`, `dbt run` (models only).
+
+    With `skip_if_idle`, a cycle that loads no new object skips dbt: the caller passes it only when
+    the last cycle's dbt succeeded, so silver and gold already reflect every loaded row. Gold is
+    still published, so its manifest keeps telling the dashboard that the transform is alive.
+    """
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    # The transform is the warehouse file's only writer; each stage opens it and closes it again.
-    with duckdb.connect(str(database)) as con:
-        load = DuckDBBronzeLoader(con, store, schema=settings.bronze_schema).load_new()
+    load = load_bronze(settings, store)
     seconds["load"] = time.perf_counter() - started
     ROWS_LOADED.inc(load.rows)
 
     failpoint("transform.before-dbt")
-    started = time.perf_counter()
-    dbt_vars = {
-        "watchlist": settings.watchlist,
-        "bronze_schema": settings.bronze_schema,
-        "gold_schema": settings.gold_schema,
-    }
-    run_dbt(
-        ["build", "--vars", json.dumps(dbt_vars)],
-        target="duckdb",
-        env={"MARKETPULSE_DUCKDB_PATH": str(database)},
-    )
-    seconds["dbt"] = time.perf_counter() - started
+    command = "skipped"
+    if not (skip_if_idle and load.objects == 0):
+        started = time.perf_counter()
+        dbt_vars = {
+            "watchlist": settings.watchlist,
+            "bronze_schema": settings.bronze_schema,
+            "gold_schema": settings.gold_schema,
+        }
+        command = "build" if full_build else "run"
+        run_dbt([command, "--vars", json.dumps(dbt_vars)], target=settings.warehouse, env=dbt_env(settings))
+        seconds["dbt"] = time.perf_counter() - started
 
     gold_rows: dict[str, int] = {}
-    if settings.publish_gold:
+    # Snowflake's gold schema is what the dashboard queries; only DuckDB's file needs publishing.
+    if settings.warehouse == "duckdb" and settings.publish_gold:
         started = time.perf_counter()
-        with duckdb.connect(str(database)) as con:
+        with duckdb.connect(str(settings.duckdb_path.resolve())) as con:
             gold_rows = publish_gold(con, store, settings.gold_schema)
         seconds["publish"] = time.perf_counter() - started
     for stage, value in seconds.items():
         STAGE_SECONDS.labels(stage).observe(value)
-    return CycleResult(load.objects, load.rows, gold_rows, seconds)
+    return CycleResult(load.objects, load.rows, gold_rows, seconds, command)
 
 
 def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shutdown) -> int:
@@ -87,15 +127,31 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
     # and dbt's errors still reach the log through the failure message. Plain text, no colour codes.
     os.environ.setdefault("DBT_QUIET", "true")
     os.environ.setdefault("DBT_USE_COLORS", "false")
+    # The Snowflake connector logs every login and statement at INFO; its warnings and errors remain.
+    logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
     last_ok = [True]
     if settings.metrics_port:
         serve_metrics_and_health(settings.metrics_port, healthy=lambda: last_ok[0])
+    last_build: float | None = None
+    # Whether silver and gold reflect every loaded row (the last cycle's dbt succeeded).
+    settled = False
     while True:
+        full_build = (
+            settings.transform_mode == "once"
+            or last_build is None
+            or time.monotonic() - last_build >= settings.transform_build_interval_seconds
+        )
         try:
-            result = run_cycle(settings, store)
+            result = run_cycle(
+                settings,
+                store,
+                full_build=full_build,
+                skip_if_idle=settled and settings.transform_mode == "continuous",
+            )
         except Exception as exc:  # a failed cycle is reported; continuous mode tries again next interval
             RUNS.labels("failure").inc()
             last_ok[0] = False
+            settled = False
             log.error("transform cycle failed", extra={"error": str(exc)})
             if settings.transform_mode == "once":
                 return 1
@@ -103,12 +159,16 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             RUNS.labels("success").inc()
             LAST_SUCCESS.set_to_current_time()
             last_ok[0] = True
+            settled = True
+            if result.dbt_command == "build":
+                last_build = time.monotonic()
             log.info(
                 "transform cycle done",
                 extra={
                     "objects": result.objects,
                     "rows": result.rows,
                     "gold_rows": result.gold_rows,
+                    "dbt": result.dbt_command,
                     "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
                 },
             )

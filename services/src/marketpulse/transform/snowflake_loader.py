@@ -1,0 +1,160 @@
+"""Bulk-load bronze objects into Snowflake, exactly once, through a load manifest.
+
+Per chunk of new objects: download them, read them (plain or `.gz`) into one Parquet file with the
+bronze columns (the object key and load time included, so every row names where it came from),
+PUT it to an internal stage under a path of its own, then BEGIN, COPY INTO the bronze table, insert
+the chunk's manifest rows, COMMIT. A crash before COMMIT leaves neither rows nor manifest rows, and
+the next run loads the chunk again under a new stage path (so Snowflake's load history never skips
+it). No row-by-row inserts: one PUT and one COPY per chunk, one multi-row insert for the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from marketpulse.runtime.faults import failpoint
+from marketpulse.storage import ObjectInfo, ObjectStore
+from marketpulse.transform.bronze_objects import (
+    LoadResult,
+    download_objects,
+    pending_objects,
+    select_raw_ticks_sql,
+)
+
+log = logging.getLogger(__name__)
+
+STAGE = "_marketpulse_load"
+MANIFEST = "_load_manifest"
+
+
+class SnowflakeLoadError(RuntimeError):
+    """COPY INTO did not load what the chunk holds; nothing of the chunk was committed."""
+
+
+class SnowflakeBronzeLoader:
+    """Loads into `<database>.<schema>.raw_ticks` of the connection's database.
+
+    `connection` is a `snowflake.connector` connection; identifiers are unquoted, as dbt-snowflake
+    writes them, so the loader and dbt's `source('bronze', 'raw_ticks')` name the same table.
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        store: ObjectStore,
+        schema: str = "bronze",
+        chunk_objects: int = 400,
+        download_threads: int = 8,
+    ) -> None:
+        self.con = connection
+        self.store = store
+        self.schema = schema
+        self.chunk_objects = chunk_objects
+        self.download_threads = download_threads
+
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.con.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
+            return rows
+
+    def ensure_tables(self) -> None:
+        # DDL commits implicitly in Snowflake, so it all happens here, before any load transaction.
+        self._execute(f"create schema if not exists {self.schema}")
+        # Same table as dbt's on-run-start hook (macros/bronze.sql) creates when it is missing.
+        self._execute(f"""
+            create table if not exists {self.schema}.raw_ticks (
+                symbol varchar, price double, size bigint, event_time timestamp_tz,
+                ingest_time timestamp_tz, source varchar, producer_id varchar, seq bigint,
+                schema_version integer, _object_key varchar, _loaded_at timestamp_tz
+            )""")
+        # No primary key: Snowflake does not enforce one; the load transaction is what keeps keys unique.
+        self._execute(f"""
+            create table if not exists {self.schema}.{MANIFEST} (
+                object_key varchar, row_count bigint, loaded_at timestamp_tz
+            )""")
+        self._execute(f"create stage if not exists {self.schema}.{STAGE}")
+
+    def pending(self) -> list[ObjectInfo]:
+        loaded = self._execute(f"select object_key from {self.schema}.{MANIFEST}")
+        return pending_objects(self.store, (row[0] for row in loaded))
+
+    def load_new(self) -> LoadResult:
+        started = time.perf_counter()
+        self.ensure_tables()
+        pending = self.pending()
+        rows = 0
+        for start in range(0, len(pending), self.chunk_objects):
+            rows += self._load_chunk(pending[start : start + self.chunk_objects])
+        result = LoadResult(len(pending), rows, time.perf_counter() - started)
+        if pending:
+            log.info(
+                "bronze loaded",
+                extra={"objects": result.objects, "rows": result.rows, "seconds": round(result.seconds, 3)},
+            )
+        return result
+
+    def _load_chunk(self, objects: Sequence[ObjectInfo]) -> int:
+        loaded_at = dt.datetime.now(dt.UTC)
+        with tempfile.TemporaryDirectory(prefix="marketpulse-load-") as scratch:
+            root = Path(scratch)
+            paths = download_objects(self.store, objects, root / "objects", self.download_threads)
+            parquet = root / "chunk.parquet"
+            counts = _to_parquet(root / "objects", paths, loaded_at, parquet)
+            # A stage path per attempt: a chunk retried after a crash is a new file to COPY.
+            path = f"{self.schema}.{STAGE}/{loaded_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+            self._execute(f"put 'file://{parquet.as_posix()}' @{path} auto_compress = false overwrite = true")
+        expected = sum(counts.values())
+        self._execute("begin")
+        try:
+            copied = self._execute(
+                f"copy into {self.schema}.raw_ticks from @{path} "
+                "file_format = (type = parquet) match_by_column_name = case_insensitive purge = true"
+            )
+            # One row per file: (file, status, rows_parsed, rows_loaded, ...); no file gives one column.
+            loaded = sum(int(row[3]) for row in copied if len(row) > 3 and str(row[1]).upper() == "LOADED")
+            if loaded != expected:
+                raise SnowflakeLoadError(
+                    f"COPY INTO {self.schema}.raw_ticks loaded {loaded} rows from @{path}, "
+                    f"expected {expected}: {copied}"
+                )
+            failpoint("transform.mid-load")
+            with self.con.cursor() as cursor:
+                # The connector sends this as one multi-row INSERT, not one statement per row.
+                cursor.executemany(
+                    f"insert into {self.schema}.{MANIFEST} (object_key, row_count, loaded_at) "
+                    "values (%s, %s, %s)",
+                    [(key, count, loaded_at) for key, count in counts.items()],
+                )
+            self._execute("commit")
+        except BaseException:
+            # Best effort: with the connection gone the rollback fails too, and the error worth
+            # reporting is the one that stopped the load; uncommitted rows never become visible.
+            with contextlib.suppress(Exception):
+                self._execute("rollback")
+            raise
+        return expected
+
+
+def _to_parquet(root: Path, paths: Sequence[Path], loaded_at: dt.datetime, target: Path) -> dict[str, int]:
+    """Write the objects' rows to `target` as Parquet; returns rows per object key (0 for an empty object)."""
+    counts = {path.relative_to(root).as_posix(): 0 for path in paths}
+    with duckdb.connect() as con:
+        con.execute(
+            f"create temp table chunk as {select_raw_ticks_sql()}",
+            [len(str(root)) + 2, loaded_at, [str(p) for p in paths]],
+        )
+        con.execute(f"copy chunk to '{target.as_posix()}' (format parquet, compression snappy)")
+        for key, count in con.execute("select _object_key, count(*) from chunk group by 1").fetchall():
+            counts[str(key)] = int(count)
+    return counts
