@@ -134,6 +134,7 @@ class LocalRun:
             admin.create_partitions([NewPartitions(names.ticks_topic, kafka.partitions)])[
                 names.ticks_topic
             ].result(30)
+        del admin  # destroys the client now, not when the broker is already stopped (no reconnect noise)
         client = self.s3_client()
         if not client.bucket_exists(names.bucket):
             client.make_bucket(names.bucket)

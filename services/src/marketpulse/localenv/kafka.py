@@ -201,7 +201,10 @@ class KafkaServer:
     def ready(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000})
+        # A probe: refused connections while the broker starts are expected, not worth a log line each.
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000, "log_level": 0}
+        )
         metadata = admin.list_topics(timeout=2)
         return bool(metadata.brokers)
 
