@@ -60,6 +60,7 @@ CHART_KINDS = [
     ("kopf.dev/v1", "kopfpeerings", True),
     ("kopf.dev/v1", "clusterkopfpeerings", False),
     ("monitoring.coreos.com/v1", "servicemonitors", True),
+    ("monitoring.coreos.com/v1", "prometheusrules", True),
     ("kafka.strimzi.io/v1", "kafkas", True),
     ("kafka.strimzi.io/v1", "kafkanodepools", True),
     ("marketpulse.io/v1alpha1", "stockpipelines", True),

@@ -24,7 +24,10 @@ import marketpulse_metric_names as names  # noqa: E402
 
 SOURCES = [ROOT / "services" / "src", ROOT / "operator" / "src"]
 # Series that other exporters provide: name -> who. Anything else must be defined in our code.
-EXTERNAL = {"kube_job_status_failed": "kube-state-metrics (the transform CronJob's failed Jobs)"}
+EXTERNAL = {
+    "kube_job_failed": "kube-state-metrics (the Failed condition of the transform CronJob's Jobs)",
+    "kube_job_status_start_time": "kube-state-metrics (when each of those Jobs started)",
+}
 
 
 @pytest.fixture(scope="module")

@@ -263,3 +263,25 @@ def test_alert_rules_select_their_pipeline_by_its_instance_label_not_a_pod_name_
     for rule in children["PrometheusRule/demo"]["spec"]["groups"][0]["rules"]:
         assert 'app_kubernetes_io_instance="demo"' in rule["expr"]
         assert 'pod=~"demo-.*"' not in rule["expr"], "would also match a pipeline named demo-eu"
+
+
+def test_every_alert_rule_names_its_pipeline_a_severity_and_explains_itself() -> None:
+    (group,) = render(pipeline())["PrometheusRule/demo"]["spec"]["groups"]
+    assert [r["alert"] for r in group["rules"]] == [
+        "MarketPulseFeedStale",
+        "MarketPulseConsumerLag",
+        "MarketPulseTransformFailed",
+    ]
+    for rule in group["rules"]:
+        assert rule["labels"]["pipeline"] == "demo"
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
+
+
+def test_the_transform_alert_watches_only_this_pipelines_cronjob_jobs() -> None:
+    (group,) = render(pipeline())["PrometheusRule/demo"]["spec"]["groups"]
+    (rule,) = [r for r in group["rules"] if r["alert"] == "MarketPulseTransformFailed"]
+    # CronJob Jobs are <cronjob>-<digits>; a pipeline named demo-eu has demo-eu-transform-<digits>.
+    assert 'job_name=~"demo-transform-[0-9]+"' in rule["expr"]
+    assert 'namespace="trading"' in rule["expr"]

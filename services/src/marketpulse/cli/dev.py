@@ -11,7 +11,7 @@ from rich.table import Table
 
 from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.paths import state_dir
-from marketpulse.localenv.stack import COMPONENTS, DevStack, parse_only
+from marketpulse.localenv.stack import COMPONENTS, OBTAINABLE, DevStack, parse_only
 
 dev_app = typer.Typer(
     help="Run Kafka, S3, a Kubernetes control plane and fakesnow on this machine.", no_args_is_help=True
@@ -23,15 +23,19 @@ OnlyOption = Annotated[
     str | None,
     typer.Option("--only", help=f"Comma-separated subset of: {', '.join(COMPONENTS)}.", show_default="all"),
 ]
+ObtainOnlyOption = Annotated[
+    str | None,
+    typer.Option("--only", help=f"Comma-separated subset of: {', '.join(OBTAINABLE)}.", show_default="all"),
+]
 StateDirOption = Annotated[
     Path | None,
     typer.Option("--state-dir", help="Where logs, data and dev.env live.", show_default=".marketpulse"),
 ]
 
 
-def _names(only: str | None) -> list[str]:
+def _names(only: str | None, choices: tuple[str, ...] = COMPONENTS) -> list[str]:
     try:
-        return parse_only(only)
+        return parse_only(only, choices)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).removeprefix("--only: "), param_hint="--only") from exc
 
@@ -44,10 +48,10 @@ def _fail(exc: ComponentError) -> typer.Exit:
 
 
 @dev_app.command()
-def obtain(only: OnlyOption = None) -> None:
-    """Download and build the components (cached per machine) without starting them."""
+def obtain(only: ObtainOnlyOption = None) -> None:
+    """Download and build the components and test tools (cached per machine) without starting them."""
     try:
-        DevStack(state_dir()).obtain(_names(only))
+        DevStack(state_dir()).obtain(_names(only, OBTAINABLE))
     except ComponentError as exc:
         raise _fail(exc) from None
 

@@ -29,6 +29,7 @@ class GoBuild:
     packages: Mapping[str, str]  # main package -> binary name
     replaces: Mapping[str, str] = field(default_factory=dict)
     ldflags: str = ""
+    tags: tuple[str, ...] = ()
     hint: str = ""
 
     @property
@@ -104,6 +105,8 @@ def ensure_built(build: GoBuild) -> Path:
             argv = ["go", "build", "-o", str(staging / binary)]
             if build.ldflags:
                 argv += ["-ldflags", build.ldflags]
+            if build.tags:
+                argv += ["-tags", ",".join(build.tags)]
             run_step(f"build {binary}", [*argv, package], log_path=log, cwd=work, env=env, hint=build.hint)
         build.bin_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(build.bin_dir, ignore_errors=True)

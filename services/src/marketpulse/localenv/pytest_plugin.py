@@ -22,6 +22,7 @@ from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.helm import ensure_helm
 from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.kube import ControlPlane, ensure_kubectl
+from marketpulse.localenv.promtool import ensure_promtool
 from marketpulse.localenv.s3 import S3Server
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
 
@@ -126,6 +127,12 @@ def helm_binary() -> Path:
 @pytest.fixture(scope="session")
 def kubectl_binary() -> Path:
     path: Path = _start(ensure_kubectl)
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool_binary() -> Path:
+    path: Path = _start(ensure_promtool)
     return path
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +22,14 @@ from marketpulse.localenv.helm import ensure_helm
 from marketpulse.localenv.kafka import KafkaServer, ensure_kafka
 from marketpulse.localenv.kube import ControlPlane, ensure_control_plane_binaries, ensure_kubectl
 from marketpulse.localenv.process import ManagedProcess, pid_alive, port_is_open, stop_process_group
+from marketpulse.localenv.promtool import ensure_promtool
 from marketpulse.localenv.s3 import S3Server, ensure_versitygw
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
 
 COMPONENTS = ("kafka", "s3", "k8s", "snowflake")
+# Tools the tests run that `dev obtain` fetches too but that `dev up` has nothing to start for.
+TOOLS: dict[str, Callable[[], object]] = {"promtool": ensure_promtool}
+OBTAINABLE = (*COMPONENTS, *TOOLS)
 
 
 class Server(Protocol):
@@ -85,17 +89,17 @@ SPECS: dict[str, ComponentSpec] = {
 }
 
 
-def parse_only(only: str | None) -> list[str]:
+def parse_only(only: str | None, choices: Sequence[str] = COMPONENTS) -> list[str]:
     """`--only kafka,s3` → ["kafka", "s3"]; an unknown name is a user error that lists the valid ones."""
     if not only:
-        return list(COMPONENTS)
+        return list(choices)
     names = [n.strip() for n in only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in COMPONENTS]
+    unknown = [n for n in names if n not in choices]
     if unknown:
         raise ValueError(
-            f"--only: unknown component(s) {', '.join(unknown)}; choose from {', '.join(COMPONENTS)}"
+            f"--only: unknown component(s) {', '.join(unknown)}; choose from {', '.join(choices)}"
         )
-    return [n for n in COMPONENTS if n in names]
+    return [n for n in choices if n in names]
 
 
 class DevStack:
@@ -135,7 +139,9 @@ class DevStack:
         with ThreadPoolExecutor(max_workers=1) as pool:
             kafka = pool.submit(ensure_kafka, live=False) if "kafka" in wanted else None
             for name in wanted:
-                if name != "kafka":
+                if name in TOOLS:
+                    TOOLS[name]()
+                elif name != "kafka":
                     SPECS[name].obtain()
             if kafka is not None:
                 kafka.result()
@@ -205,4 +211,4 @@ class DevStack:
         return rows
 
 
-__all__ = ["COMPONENTS", "ComponentError", "DevStack", "parse_only"]
+__all__ = ["COMPONENTS", "OBTAINABLE", "ComponentError", "DevStack", "parse_only"]

@@ -8,6 +8,7 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
 VERSITYGW_VERSION = "v1.8.0"
+PROMETHEUS_VERSION = "v3.16.0"
 
 KAFKA_VERSION = "4.4.0"
 SLF4J_VERSION = "2.0.20"
@@ -19,3 +20,11 @@ def staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> str:
     if major != "1":
         raise ValueError(f"unexpected Kubernetes version {kubernetes_version!r}: expected v1.<minor>.<patch>")
     return f"v0.{minor}.{patch}"
+
+
+def prometheus_module_version(prometheus_version: str = PROMETHEUS_VERSION) -> str:
+    """Prometheus v3.<minor>.<patch> is published on the Go module proxy as v0.3<minor:02>.<patch>."""
+    major, minor, patch = prometheus_version.lstrip("v").split(".")
+    if major != "3":
+        raise ValueError(f"unexpected Prometheus version {prometheus_version!r}: expected v3.<minor>.<patch>")
+    return f"v0.{major}{int(minor):02d}.{patch}"

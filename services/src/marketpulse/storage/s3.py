@@ -61,7 +61,8 @@ class S3ObjectStore:
         try:
             return bytes(response.read())
         finally:
-            response.close()
+            # Read to the end, so the connection goes back to the pool; close() would drop it and make
+            # every GET open a new TCP connection.
             response.release_conn()
 
     def download(self, key: str, path: Path) -> None:

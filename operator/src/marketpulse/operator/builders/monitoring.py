@@ -10,6 +10,9 @@ from marketpulse.workloads import METRICS_PORT
 # Alert thresholds; the data plane's metric names are the contract (see each workload's metrics).
 FEED_STALE_FOR = "5m"
 LAG_RECORDS = 100_000
+LAG_WINDOW = "10m"
+TRANSFORM_WINDOW = "1h"
+TRANSFORM_WINDOW_SECONDS = 3600
 
 
 def build_metrics_service(ctx: BuildContext) -> dict[str, Any]:
@@ -43,10 +46,21 @@ def build_pipeline_servicemonitor(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
+def counted_recently(series: str, window: str) -> str:
+    """PromQL: the counter went up within `window`, including a labelled series that first appeared
+    with its first increment (client libraries create such a child on `.labels(...).inc()`, and
+    `increase()` cannot see a rise before a series' first sample)."""
+    return f"(increase({series}[{window}]) > 0 or ({series} > 0 unless {series} offset {window}))"
+
+
 def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     names = ctx.names
     # The ServiceMonitor copies the pods' instance label onto their series (podTargetLabels).
     pods = f'namespace="{names.namespace}",app_kubernetes_io_instance="{names.name}"'
+    lag = f"marketpulse_archive_consumer_lag_records{{{pods}}}"
+    failures = f'marketpulse_transform_runs_total{{{pods},result="failure"}}'
+    # kube-state-metrics' series of the CronJob's Jobs (named <cronjob>-<scheduled minute>).
+    jobs = f'namespace="{names.namespace}",job_name=~"{names.workload("transform")}-[0-9]+"'
     labels = {"severity": "warning", "pipeline": names.name}
     rules = [
         {
@@ -61,25 +75,34 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
         },
         {
             "alert": "MarketPulseConsumerLag",
-            "expr": f"sum(marketpulse_archive_consumer_lag_records{{{pods}}}) > {LAG_RECORDS}",
+            # Growing, not merely high: a backlog that is being worked off (after an S3 outage, say)
+            # needs no one, and at tens of thousands of ticks/s a steady lag of a batch is normal.
+            "expr": f"sum({lag}) > {LAG_RECORDS} and sum(deriv({lag}[{LAG_WINDOW}])) > 0",
             "for": "10m",
             "labels": labels,
             "annotations": {
                 "summary": f"Archive of {names.namespace}/{names.name} is falling behind",
-                "description": f"More than {LAG_RECORDS} ticks wait to be archived.",
+                "description": (
+                    f"More than {LAG_RECORDS} ticks wait to be archived and the backlog has kept "
+                    "growing for 10 minutes."
+                ),
             },
         },
         {
             "alert": "MarketPulseTransformFailed",
+            # Continuous mode: the looping Deployment counts its failed cycles. Cron mode: a run's
+            # pod may live between two scrapes, so the Job's Failed condition is used instead, for
+            # Jobs started within the hour (failed Jobs are kept for history long after).
             "expr": (
-                f'increase(marketpulse_transform_runs_total{{{pods},result="failure"}}[1h]) > 0'
-                f' or kube_job_status_failed{{namespace="{names.namespace}",'
-                f'job_name=~"{names.workload("transform")}-[0-9]+"}} > 0'
+                counted_recently(failures, TRANSFORM_WINDOW)
+                + f' or (kube_job_failed{{{jobs},condition="true"}} == 1'
+                f" and on(namespace, job_name) (time() - kube_job_status_start_time{{{jobs}}})"
+                f" < {TRANSFORM_WINDOW_SECONDS})"
             ),
             "labels": {**labels, "severity": "critical"},
             "annotations": {
                 "summary": f"Transform of {names.namespace}/{names.name} failed",
-                "description": "A load + dbt build run failed; gold is not being refreshed.",
+                "description": "A load + dbt build run failed within the last hour; gold may be stale.",
             },
         },
     ]

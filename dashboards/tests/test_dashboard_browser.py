@@ -1,0 +1,230 @@
+"""The served dashboard in a real browser: `marketpulse dashboard` over gold Parquet in the real local
+S3 server, each of the seven pages loaded in headless Chromium, its charts or metrics drawn and no
+exception shown. A screenshot of every page is saved (and copied to $MARKETPULSE_SCREENSHOT_DIR).
+
+Needs Debian's `chromium` and `chromium-driver` packages (CI installs them); the driver is never
+downloaded."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+from marketpulse.localenv.errors import ComponentError
+from marketpulse.localenv.process import free_port, wait_for
+from marketpulse.localenv.s3 import S3Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.s3]
+
+MARKETPULSE = Path(sys.executable).with_name("marketpulse")
+SYMBOLS = ["AAPL", "MSFT", "NVDA"]
+PAGE_TIMEOUT = 60
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1440,1100",
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str  # URL path Streamlit gives the page (its file name); "" is the default page
+    title: str
+    charts: int  # Plotly charts the page draws with the test's gold
+    metrics: int  # st.metric widgets, at least
+
+
+PAGES = (
+    Page("", "OHLC", charts=1, metrics=5),
+    Page("returns", "Daily returns", charts=1, metrics=0),
+    Page("cumulative", "Cumulative performance", charts=1, metrics=len(SYMBOLS)),
+    Page("comparison", "Comparison (base 100)", charts=1, metrics=0),
+    Page("volatility", "Rolling volatility", charts=1, metrics=len(SYMBOLS)),
+    Page("live", "Live quotes", charts=0, metrics=len(SYMBOLS)),
+    Page("health", "Pipeline health", charts=0, metrics=4),
+)
+
+# What the page shows right now, read in one round trip.
+PAGE_STATE_JS = """
+const charts = Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
+  traces: (el.data || []).length,
+  drawn: el.querySelectorAll('svg.main-svg g.trace').length,
+  svg: el.querySelectorAll('svg.main-svg').length,
+}));
+return {
+  title: Array.from(document.querySelectorAll('h1')).map(h => h.innerText.trim()).join(' | '),
+  running: document.querySelectorAll('[data-testid="stStatusWidget"]').length > 0,
+  exceptions: Array.from(document.querySelectorAll('[data-testid="stException"]')).map(e => e.innerText),
+  errors: Array.from(document.querySelectorAll('[data-testid="stAlertContentError"]')).map(e => e.innerText),
+  metrics: document.querySelectorAll('[data-testid="stMetric"]').length,
+  charts: charts,
+};
+"""
+
+
+def chromium_paths() -> tuple[str, str]:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        missing = ", ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None)
+        pytest.fail(
+            f"{missing} not found on PATH: install Debian's chromium and chromium-driver packages "
+            "(`apt-get install chromium chromium-driver`, as CI does) to run the browser tests.",
+            pytrace=False,
+        )
+    return browser, driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    binary, driver = chromium_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    # An explicit driver path: Selenium Manager (which would download one) never runs.
+    chrome = webdriver.Chrome(
+        service=Service(executable_path=driver, log_output=str(tmp_path / "chromedriver.log")),
+        options=options,
+    )
+    chrome.set_page_load_timeout(PAGE_TIMEOUT)
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture
+def served_dashboard(
+    tmp_path: Path,
+    s3_server: S3Server,
+    bucket: str,
+    gold_factory: Callable[..., Any],
+    publish_gold: Callable[..., None],
+) -> Iterator[str]:
+    publish_gold(gold_factory(SYMBOLS, days=90, minute_bars_per_symbol=120))
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    env = {
+        **os.environ,
+        **s3_server.settings(),
+        "MARKETPULSE_BUCKET": bucket,
+        "MARKETPULSE_PIPELINE": "browser",
+        "MARKETPULSE_WAREHOUSE": "duckdb",
+        "MARKETPULSE_WATCHLIST": ",".join(SYMBOLS),
+        "MARKETPULSE_DASHBOARD_ADDRESS": "127.0.0.1",
+        "MARKETPULSE_DASHBOARD_PORT": str(port),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(MARKETPULSE), "dashboard"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200,
+            timeout=60,
+            step="start the dashboard",
+            what=f"GET {url}/_stcore/health to answer 200",
+            log_path=log,
+            alive=lambda: process.poll() is None,
+        )
+        yield url
+    except ComponentError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def page_state(chrome: webdriver.Chrome) -> dict[str, Any]:
+    state: dict[str, Any] = chrome.execute_script(PAGE_STATE_JS)
+    return state
+
+
+def settled(page: Page, state: dict[str, Any]) -> bool:
+    """Finished running and drawn, or showing an error (which the assertions then report)."""
+    if state["exceptions"] or state["errors"]:
+        return True
+    drawn = [c for c in state["charts"] if c["svg"] and c["traces"] and c["drawn"]]
+    return (
+        page.title in state["title"]
+        and not state["running"]
+        and len(drawn) >= page.charts
+        and state["metrics"] >= page.metrics
+    )
+
+
+def screenshot_dirs(tmp_path: Path) -> list[Path]:
+    dirs = [tmp_path / "screenshots"]
+    extra = os.environ.get("MARKETPULSE_SCREENSHOT_DIR")
+    if extra:
+        dirs.append(Path(extra))
+    for directory in dirs:
+        directory.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def test_every_page_renders_its_charts_and_metrics_in_chromium_without_an_exception(
+    browser: webdriver.Chrome,
+    served_dashboard: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dirs = screenshot_dirs(tmp_path)
+    problems: dict[str, str] = {}
+    seen: dict[str, dict[str, Any]] = {}
+    for number, page in enumerate(PAGES, start=1):
+        browser.get(f"{served_dashboard}/{page.path}")
+        # A page that never settles is reported below with what it showed.
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.25).until(
+                lambda chrome, page=page: settled(page, page_state(chrome))  # type: ignore[misc]
+            )
+        # Plotly animates its first layout; let it finish before the picture is taken.
+        time.sleep(0.5)
+        state = page_state(browser)
+        seen[page.title] = state
+        shot = dirs[0] / f"{number}-{page.path or 'ohlc'}.png"
+        browser.save_screenshot(str(shot))
+        for extra in dirs[1:]:
+            shutil.copy(shot, extra / shot.name)
+        drawn = [c for c in state["charts"] if c["svg"] and c["traces"] and c["drawn"]]
+        if state["exceptions"] or state["errors"]:
+            problems[page.title] = f"shows {state['exceptions'] or state['errors']}"
+        elif page.title not in state["title"]:
+            problems[page.title] = f"headings are {state['title']!r}"
+        elif len(drawn) < page.charts:
+            problems[page.title] = f"{len(drawn)} of {page.charts} Plotly charts drawn: {state['charts']}"
+        elif state["metrics"] < page.metrics:
+            problems[page.title] = f"{state['metrics']} metrics, expected at least {page.metrics}"
+
+    with capsys.disabled():
+        print(f"\nscreenshots of the {len(PAGES)} pages: {', '.join(str(d) for d in dirs)}")
+        for title, state in seen.items():
+            traces = [c["traces"] for c in state["charts"]]
+            print(f"  {title:<24} charts (traces each): {traces}  metrics: {state['metrics']}")
+    assert not problems, problems
