@@ -121,3 +121,41 @@ def test_in_snowflake_mode_a_database_without_gold_says_nothing_was_built_yet(
     at = AppTest.from_file(str(app_path), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "No gold relation" in at.info[0].value
+
+
+def test_in_snowflake_mode_a_private_key_file_replaces_the_password(
+    app_path: Path, snowflake_gold: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator mounts the user's key (key-pair auth) and sets no password: the pages still load.
+
+    fakesnow accepts any login, so this checks that the connector is given the key file (and reads
+    it: an unreadable key fails the login) rather than that Snowflake verifies its signature.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"phrase"),
+    )
+    key_file = tmp_path / "private-key.p8"
+    key_file.write_bytes(pem)
+    monkeypatch.delenv("SNOWFLAKE_PASSWORD", raising=False)
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", str(key_file))
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "phrase")
+
+    at = AppTest.from_file(str(app_path), default_timeout=60).run()
+    at.switch_page("pages/health.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    rows = next(d.value for d in at.dataframe if "rows" in d.value.columns)
+    assert rows.set_index("table")["rows"].to_dict() == {n: len(f) for n, f in snowflake_gold.tables.items()}
+
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "wrong")
+    at = AppTest.from_file(str(app_path), default_timeout=60).run()
+    at.switch_page("pages/health.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("rows" in d.value.columns for d in at.dataframe)
+    shown = " ".join(e.value for e in [*at.error, *at.warning, *at.info])
+    assert "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: cannot read the private key" in shown, shown

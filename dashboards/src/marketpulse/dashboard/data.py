@@ -62,13 +62,20 @@ def _snowflake_connect(settings: DashboardSettings) -> Any:
     kwargs: dict[str, Any] = {
         "account": settings.snowflake_account,
         "user": settings.snowflake_user,
-        "password": settings.snowflake_password.get_secret_value(),
         "database": settings.snowflake_database,
         "schema": settings.gold_schema,
         # Fail fast: a page waiting minutes on login retries looks like a hung dashboard.
         "login_timeout": 15,
         "network_timeout": 30,
     }
+    password = settings.snowflake_password.get_secret_value()
+    if password or not settings.snowflake_private_key_path:
+        kwargs["password"] = password
+    else:
+        kwargs["private_key_file"] = settings.snowflake_private_key_path
+        passphrase = settings.snowflake_private_key_passphrase.get_secret_value()
+        if passphrase:
+            kwargs["private_key_file_pwd"] = passphrase
     for key, value in (
         ("role", settings.snowflake_role),
         ("warehouse", settings.snowflake_warehouse),
@@ -79,7 +86,19 @@ def _snowflake_connect(settings: DashboardSettings) -> Any:
     if settings.snowflake_host:
         kwargs["port"] = settings.snowflake_port
         kwargs["protocol"] = settings.snowflake_protocol
-    return snowflake.connector.connect(**kwargs)
+    try:
+        return snowflake.connector.connect(**kwargs)
+    except (ValueError, TypeError, OSError) as exc:
+        if "private_key_file" not in kwargs:
+            raise
+        # The connector reads the key file before it connects: a wrong passphrase or a file that is
+        # not a PEM key surfaces here, not as a login error.
+        raise DataError(
+            Problem.BAD_CREDENTIALS,
+            "SNOWFLAKE_PRIVATE_KEY_PATH / SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: cannot read the private key "
+            f"{settings.snowflake_private_key_path} ({exc}). Expected the PEM key of the Snowflake user "
+            "and its passphrase from the pipeline's warehouse Secret.",
+        ) from None
 
 
 @st.cache_resource(hash_funcs=_HASH, show_spinner=False)
@@ -90,7 +109,7 @@ def gold_backend(settings: DashboardSettings) -> GoldBackend:
             raise DataError(
                 Problem.NOT_CONFIGURED,
                 "SNOWFLAKE_ACCOUNT is not set: MARKETPULSE_WAREHOUSE=snowflake needs the account, "
-                "user and password (or host/port for a local stand-in).",
+                "user and a password or private key file (or host/port for a local stand-in).",
             )
         return SnowflakeGoldBackend(
             lambda: _snowflake_connect(settings), settings.snowflake_database, settings.gold_schema

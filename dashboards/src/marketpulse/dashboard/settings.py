@@ -34,6 +34,11 @@ class DashboardSettings(CommonSettings):
     snowflake_account: str = Field("", validation_alias=_env("SNOWFLAKE_ACCOUNT"))
     snowflake_user: str = Field("", validation_alias=_env("SNOWFLAKE_USER"))
     snowflake_password: SecretStr = Field(SecretStr(""), validation_alias=_env("SNOWFLAKE_PASSWORD"))
+    # Key-pair authentication (the operator mounts the key file): used when no password is set.
+    snowflake_private_key_path: str = Field("", validation_alias=_env("SNOWFLAKE_PRIVATE_KEY_PATH"))
+    snowflake_private_key_passphrase: SecretStr = Field(
+        SecretStr(""), validation_alias=_env("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+    )
     snowflake_role: str = Field("", validation_alias=_env("SNOWFLAKE_ROLE"))
     snowflake_warehouse: str = Field("", validation_alias=_env("SNOWFLAKE_WAREHOUSE"))
     snowflake_database: str = Field("MARKETPULSE", validation_alias=_env("SNOWFLAKE_DATABASE"))
@@ -48,5 +53,6 @@ class DashboardSettings(CommonSettings):
         parts = self.model_dump(mode="json")
         parts["s3_secret_key"] = self.s3_secret_key.get_secret_value()
         parts["snowflake_password"] = self.snowflake_password.get_secret_value()
+        parts["snowflake_private_key_passphrase"] = self.snowflake_private_key_passphrase.get_secret_value()
         blob = repr(sorted(parts.items())).encode()
         return hashlib.sha256(blob).hexdigest()
