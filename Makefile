@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint format test test-fast components demo backfill kind-up kind-down dev-up dev-status dev-down lock clean
+.PHONY: help install lint format test test-fast components demo backfill kind-up kind-down dev-up dev-status dev-down lock clean bench
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ format: $(STAMP)  ## Apply ruff's formatting and safe fixes.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-components: $(STAMP)  ## Obtain Kafka, versitygw, etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached).
+components: $(STAMP)  ## Obtain Kafka, versitygw, etcd, kube-apiserver, kube-controller-manager, kubectl, helm, promtool (cached).
 	$(BIN)/marketpulse dev obtain
 
 test: lint components  ## Everything CI runs: lint, obtain the real components, run every test.
@@ -47,6 +47,10 @@ demo: $(STAMP)  ## The whole pipeline on this machine, dashboard on http://127.0
 backfill: $(STAMP)  ## One batch run: 200k synthetic ticks over 30 simulated trading days, transform once, exit.
 	$(BIN)/marketpulse dev obtain --only kafka,s3
 	$(BIN)/marketpulse run -f $(DEMO_PIPELINE) --once --ticks 200000 --days 30 --data-dir .marketpulse/data/backfill
+
+bench: $(STAMP)  ## Benchmarks against ARCHITECTURE §6, each beside a baseline; results in bench/results/.
+	$(BIN)/marketpulse dev obtain --only kafka,s3
+	$(BIN)/marketpulse bench
 
 kind-up:  ## On a machine with Docker: a kind cluster with Strimzi, the chart and a sample pipeline.
 	bash k8s-tests/kind/up.sh

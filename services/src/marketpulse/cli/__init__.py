@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from marketpulse.bench.cli import bench
 from marketpulse.cli.dashboard import dashboard
 from marketpulse.cli.dev import dev_app
 from marketpulse.cli.operator import operator
@@ -24,6 +25,7 @@ app.command()(archive)
 app.command()(transform)
 app.command()(alerts)
 app.command()(dashboard)
+app.command()(bench)
 
 
 @app.command()
