@@ -1,7 +1,9 @@
 """ingest → Kafka → archive → S3 with the real broker and S3 server, driven only by environment variables.
 
 The ledger holds every (producer_id, seq) Kafka acknowledged; bronze must hold each exactly once,
-also when the archiver dies between writing an object and committing its offsets.
+also when the archiver dies between writing an object and committing its offsets. The crash, S3
+outage and broker restart tests also belong to the reliability suite (`-m reliability`): they drain
+through the real transform and check silver and gold with `marketpulse.reliability.checks`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from minio import Minio
 from marketpulse.archive.batching import parse_key
 from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.s3 import S3Server
+from marketpulse.reliability.checks import drain_and_check
 
 pytestmark = [pytest.mark.kafka, pytest.mark.s3]
 
@@ -179,12 +182,21 @@ def test_every_acknowledged_tick_lands_in_bronze_once_and_poison_goes_to_the_dlq
         consumer.close()
 
 
+@pytest.mark.reliability
 def test_an_archiver_killed_between_object_write_and_commit_does_not_duplicate_bronze(
     pipeline: Pipeline,
 ) -> None:
     ingest = pipeline.run("ingest", {"MARKETPULSE_TICK_LIMIT": "15000"})
-    crashing = pipeline.run("archive", {"MARKETPULSE_FAILPOINTS": "archive.after-object-write=3"})
+    # A short group session: the replacement gets the dead archiver's partitions after 6 s, not 45 s.
+    crashing = pipeline.run(
+        "archive",
+        {
+            "MARKETPULSE_FAILPOINTS": "archive.after-object-write=3",
+            "MARKETPULSE_ARCHIVE_SESSION_TIMEOUT_SECONDS": "6",
+        },
+    )
     assert crashing.wait(timeout=120) == 137, pipeline.logs()
+    killed_at = time.monotonic()
     assert ingest.wait(timeout=120) == 0, pipeline.logs()
     written_before_restart = len(pipeline.bronze()[1])
     assert written_before_restart >= 3
@@ -201,6 +213,9 @@ def test_an_archiver_killed_between_object_write_and_commit_does_not_duplicate_b
     assert not duplicates, f"{len(duplicates)} ticks are in bronze twice"
     assert Counter(identities) == Counter(ledger)
     assert "object already in bronze; skipped" in pipeline.logs()
+
+    result = drain_and_check(pipeline, "archive kill -9 after object write", fault_cleared_at=killed_at)
+    assert not result.violations, "\n".join(result.violations)
 
 
 def test_the_whole_pipeline_puts_every_acknowledged_tick_in_silver_once_and_publishes_gold(
@@ -294,16 +309,19 @@ def run_through_fault(
     return ledger, flow.bronze()[0]
 
 
+@pytest.mark.reliability
 def test_an_s3_outage_pauses_the_archive_which_then_drains_without_loss_or_duplicates(
     own_servers: tuple[KafkaServer, S3Server], tmp_path: Path
 ) -> None:
     kafka, s3 = own_servers
     flow = make_pipeline(kafka, s3, tmp_path)
+    cleared: list[float] = []
 
     def outage() -> None:
         s3.stop()
         time.sleep(6)  # the outage: ingest keeps producing, the archive must hold on
         s3.start()
+        cleared.append(time.monotonic())
 
     ledger, identities = run_through_fault(flow, outage, "S3 returned")
     assert Counter(identities) == Counter(ledger)
@@ -312,18 +330,27 @@ def test_an_s3_outage_pauses_the_archive_which_then_drains_without_loss_or_dupli
     assert "S3 available again; consumption resumed" in logs
     assert logs.count("partitions assigned") == 1, "the outage must not cost the archive its partitions"
 
+    result = drain_and_check(flow, "S3 outage (6 s)", fault_cleared_at=cleared[0])
+    assert not result.violations, "\n".join(result.violations)
 
+
+@pytest.mark.reliability
 def test_a_broker_restart_loses_no_acknowledged_tick_and_duplicates_none(
     own_servers: tuple[KafkaServer, S3Server], tmp_path: Path
 ) -> None:
     kafka, s3 = own_servers
     flow = make_pipeline(kafka, s3, tmp_path)
+    cleared: list[float] = []
 
     def restart() -> None:
         kafka.stop()
         time.sleep(3)
         kafka.start()
+        cleared.append(time.monotonic())
 
     ledger, identities = run_through_fault(flow, restart, "the restart")
     assert len(ledger) == 12000
     assert Counter(identities) == Counter(ledger), "bronze must hold each acknowledged tick exactly once"
+
+    result = drain_and_check(flow, "broker restart within delivery timeout", fault_cleared_at=cleared[0])
+    assert not result.violations, "\n".join(result.violations)

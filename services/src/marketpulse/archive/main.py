@@ -50,6 +50,10 @@ RECOVERED = Counter(
     "marketpulse_archive_recovered_objects_total",
     "Objects found already written at (re)assignment, skipped instead of rewritten.",
 )
+COMMITS_DEFERRED = Counter(
+    "marketpulse_archive_commits_deferred_total",
+    "Offset commits the group could not take (e.g. during a broker restart), left to the next one.",
+)
 LAG = Gauge(
     "marketpulse_archive_consumer_lag_records", "Records in the ticks topic not yet committed to bronze."
 )
@@ -57,6 +61,23 @@ LATENCY = Histogram(
     "marketpulse_archive_tick_to_bronze_seconds",
     "From the producer's record timestamp to the object being written (sampled).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+
+
+# Commit errors that say "not now" (coordinator not ready, group rebalancing), not "wrong commit".
+_COMMIT_LATER = frozenset(
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._WAIT_COORD,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
 )
 
 
@@ -80,6 +101,7 @@ class Archiver:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "fetch.wait.max.ms": 100,
+                "session.timeout.ms": round(settings.archive_session_timeout_seconds * 1000),
                 **(consumer_overrides or {}),
             }
         )
@@ -209,6 +231,7 @@ class Archiver:
         compress = self.settings.archive_gzip
         if batch.lines:
             key, body = batch.key(compress=compress), batch.body(compress=compress)
+            failpoint("archive.before-object-write")
             self._with_storage(lambda: self.store.put(key, body, "application/x-ndjson"))
             failpoint("archive.after-object-write")
             OBJECTS.inc()
@@ -222,9 +245,23 @@ class Archiver:
         self._commit(batch.partition, batch.last_offset)
 
     def _commit(self, partition: int, last_offset: int) -> None:
-        self.consumer.commit(
-            offsets=[TopicPartition(self.topic, partition, last_offset + 1)], asynchronous=False
-        )
+        """Commit synchronously. A commit the group cannot take now (its coordinator is moving or
+        still loading after a broker restart, or the group is rebalancing) is left for later instead
+        of crashing or blocking the loop: the object is written, so the next commit of this partition
+        covers it, and an owner that starts from the older offset skips the object (`_recover`)."""
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, partition, last_offset + 1)], asynchronous=False
+            )
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not isinstance(error, KafkaError) or error.code() not in _COMMIT_LATER:
+                raise
+            COMMITS_DEFERRED.inc()
+            log.warning(
+                "offset commit failed; the next commit covers it",
+                extra={"partition": partition, "kafka_error": str(error)},
+            )
 
     def _with_storage(self, action: Any) -> Any:
         """Run an S3 call; while S3 is down, pause consumption, keep polling (group membership), retry."""

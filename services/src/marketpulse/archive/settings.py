@@ -13,6 +13,9 @@ class ArchiveSettings(CommonSettings):
     archive_gzip: bool = False
     archive_group: str = ""
     quotes_interval_seconds: float = Field(2.0, gt=0)
+    # How long the group waits for a silent member (e.g. a killed pod) before giving its partitions
+    # to another: the longest a replacement waits. The broker accepts 6..1800 s by default.
+    archive_session_timeout_seconds: float = Field(45.0, ge=6, le=1800)
 
     @property
     def group_id(self) -> str:

@@ -82,6 +82,7 @@ def run_ingest(settings: IngestSettings, shutdown: Shutdown) -> int:
         settings.resolved_ticks_topic,
         settings.resolved_dlq_topic,
         ledger_path=settings.ingest_ledger,
+        overrides={"delivery.timeout.ms": round(settings.ingest_delivery_timeout_seconds * 1000)},
     )
     if settings.metrics_port:
         serve_metrics_and_health(
@@ -104,7 +105,9 @@ def run_ingest(settings: IngestSettings, shutdown: Shutdown) -> int:
             break
         produced += producer.send(batch)
         QUEUED.set(len(producer.producer))
-    remaining = producer.close()
+    # Flush as long as a tick may still be delivered: a source that ends during a broker restart
+    # must not give up on ticks the producer would still retry.
+    remaining = producer.close(timeout=settings.ingest_delivery_timeout_seconds)
     log.info(
         "ingest stopped",
         extra={

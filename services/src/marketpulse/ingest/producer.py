@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,8 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     # Long enough to ride out a broker restart; what still fails after this is counted and logged.
     "delivery.timeout.ms": 120_000,
 }
+# During an outage every queued tick fails at once: one summary line per interval, not one per tick.
+FAILURE_LOG_INTERVAL_SECONDS = 5.0
 
 
 def reason_field(reason: str) -> str:
@@ -60,19 +63,38 @@ class TickProducer:
         self.acked = 0
         self.failed = 0
         self.last_error: str | None = None
+        self._unlogged_failures = 0
+        self._failures_logged_at = float("-inf")
 
     def _on_tick_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failed += 1
             self.last_error = str(err)
             DELIVERY_ERRORS.inc()
-            log.error("tick not delivered", extra={"kafka_error": str(err), "topic": msg.topic()})
+            self._unlogged_failures += 1
+            if time.monotonic() - self._failures_logged_at >= FAILURE_LOG_INTERVAL_SECONDS:
+                self._log_failures()
             return
         self.acked += 1
         TICKS_ACKED.inc()
         if self._ledger is not None:
             record = orjson.loads(msg.value() or b"{}")
             self._ledger.write(f"{record['producer_id']} {record['seq']}\n")
+
+    def _log_failures(self) -> None:
+        """One line for the failures since the last one; `count` over these lines adds up to `failed`."""
+        if self._unlogged_failures:
+            log.error(
+                "ticks not delivered",
+                extra={
+                    "count": self._unlogged_failures,
+                    "failed_total": self.failed,
+                    "kafka_error": self.last_error,
+                    "topic": self.ticks_topic,
+                },
+            )
+        self._unlogged_failures = 0
+        self._failures_logged_at = time.monotonic()
 
     def _on_dlq_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -120,6 +142,7 @@ class TickProducer:
     def close(self, timeout: float = 30.0) -> int:
         """Flush what is queued; returns how many records are still undelivered."""
         remaining = int(self.producer.flush(timeout))
+        self._log_failures()
         if self._ledger is not None:
             self._ledger.close()
         return remaining

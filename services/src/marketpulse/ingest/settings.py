@@ -30,6 +30,8 @@ class IngestSettings(CommonSettings):
     tick_limit: int | None = Field(None, ge=0)
     producer_id: str = Field(default_factory=default_producer_id)
     ingest_ledger: Path | None = None
+    # How long the producer retries a tick before counting it as failed (librdkafka delivery.timeout.ms).
+    ingest_delivery_timeout_seconds: float = Field(120.0, gt=0)
     replay_uri: str = Field("", description="local path or s3://bucket/key of an .ndjson or .csv file")
     replay_speed: float = Field(
         1.0, ge=0, description="1 = real time, 10 = ten times faster, 0 = as fast as possible"

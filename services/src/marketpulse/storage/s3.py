@@ -34,6 +34,11 @@ def minio_client(endpoint: str, access_key: str, secret_key: str, region: str = 
     )
 
 
+_RETRYABLE_PUT_CODES = frozenset(
+    {"InternalError", "ServiceUnavailable", "SlowDown", "InsufficientStorage", "XMinioStorageFull"}
+)
+
+
 class S3ObjectStore:
     def __init__(self, client: Minio, bucket: str) -> None:
         self.client = client
@@ -49,7 +54,8 @@ class S3ObjectStore:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unavailable(exc) from exc
         except S3Error as exc:
-            if exc.code in ("InternalError", "ServiceUnavailable", "SlowDown"):
+            # A full disk is an outage too: the archive pauses and retries rather than crash.
+            if exc.code in _RETRYABLE_PUT_CODES:
                 raise self._unavailable(exc) from exc
             raise
 

@@ -1,0 +1,2 @@
+"""Fault-injection harness for the nothing-lost invariants (ARCHITECTURE §7): the acknowledged-tick
+ledger, a TCP fault proxy, the pipeline under test, and the drain-and-check that judges a scenario."""
