@@ -54,6 +54,10 @@ COMMITS_DEFERRED = Counter(
     "marketpulse_archive_commits_deferred_total",
     "Offset commits the group could not take (e.g. during a broker restart), left to the next one.",
 )
+QUOTE_WRITES_FAILED = Counter(
+    "marketpulse_archive_quote_writes_failed_total",
+    "latest/quotes.json writes that S3 refused (retried with the next snapshot).",
+)
 LAG = Gauge(
     "marketpulse_archive_consumer_lag_records", "Records in the ticks topic not yet committed to bronze."
 )
@@ -323,8 +327,11 @@ class Archiver:
         snapshot = self.quotes.snapshot()
         try:
             self.store.put(QUOTES_KEY, snapshot, "application/json")
-        except StorageUnavailableError:
-            self.quotes.changed = True  # try again next time; quotes are best effort
+        except StorageUnavailableError as exc:
+            # The snapshot is the whole latest state, so the next write makes up for this one.
+            QUOTE_WRITES_FAILED.inc()
+            log.warning("quotes snapshot not written; retrying", extra={"error": str(exc)})
+            self.quotes.changed = True
         self.last_quotes_write = now
 
 
