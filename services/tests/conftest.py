@@ -1,10 +1,24 @@
-"""services/tests: where the reliability suite's results go, and their summary at the end of the run."""
+"""services/tests: the reliability suite's pipeline fixture, where its results go, and their summary."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from marketpulse.localenv.kafka import KafkaServer
+from marketpulse.localenv.s3 import S3Server
+from marketpulse.reliability.pipeline import FlowUnderTest
 from marketpulse.reliability.report import RESULTS
+
+
+@pytest.fixture
+def flow(kafka_server: KafkaServer, s3_server: S3Server, tmp_path: Path) -> Iterator[FlowUnderTest]:
+    """ingest, archive and transform wired to the session's broker and S3 server, stopped afterwards."""
+    flow = FlowUnderTest.create(kafka_server.bootstrap_servers, s3_server.settings(), tmp_path)
+    yield flow
+    flow.stop_all()
 
 
 @pytest.fixture(scope="session", autouse=True)

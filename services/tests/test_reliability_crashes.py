@@ -9,14 +9,10 @@ and rebuilds gold from scratch after every scenario.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.s3 import S3Server
 from marketpulse.reliability.checks import (
     drain_and_check,
     full_mode,
@@ -26,22 +22,10 @@ from marketpulse.reliability.checks import (
     wait_for_lag_zero,
 )
 from marketpulse.reliability.pipeline import FlowUnderTest, wait_until
-from marketpulse.reliability.report import ScenarioResult
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.s3]
 
 TICKS = 20_000 if full_mode() else 3_000
-
-
-@pytest.fixture
-def flow(kafka_server: KafkaServer, s3_server: S3Server, tmp_path: Path) -> Iterator[FlowUnderTest]:
-    flow = FlowUnderTest.create(kafka_server.bootstrap_servers, s3_server.settings(), tmp_path)
-    yield flow
-    flow.stop_all()
-
-
-def assert_held(result: ScenarioResult) -> None:
-    assert not result.violations, "\n".join(result.violations)
 
 
 def test_ingest_killed_mid_stream_and_restarted_loses_no_acknowledged_tick(flow: FlowUnderTest) -> None:
@@ -66,7 +50,7 @@ def test_ingest_killed_mid_stream_and_restarted_loses_no_acknowledged_tick(flow:
         archive=archive,
         notes={"acknowledged_before_kill": acknowledged_before},
     )
-    assert_held(result)
+    result.assert_held()
     assert result.acknowledged == acknowledged_before + TICKS
 
 
@@ -90,7 +74,7 @@ def test_archive_killed_before_an_object_write_loses_nothing_and_writes_each_ran
     result = drain_and_check(
         flow, "archive kill -9 before object write", fault_cleared_at=killed_at, archive=archive
     )
-    assert_held(result)
+    result.assert_held()
     assert result.bronze_duplicates == 0, "a range never written is written once, after the restart"
 
 
@@ -134,7 +118,7 @@ def test_transform_killed_mid_load_and_before_dbt_loads_everything_once_on_the_n
         archive=archive,
         database=database,
     )
-    assert_held(result)
+    result.assert_held()
 
 
 def test_transform_killed_in_the_middle_of_dbt_is_completed_by_the_next_run(flow: FlowUnderTest) -> None:
@@ -165,4 +149,4 @@ def test_transform_killed_in_the_middle_of_dbt_is_completed_by_the_next_run(flow
         database=database,
         rebuild_gold=True,
     )
-    assert_held(result)
+    result.assert_held()

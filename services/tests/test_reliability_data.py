@@ -10,45 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.process import free_port
-from marketpulse.localenv.s3 import S3Server
 from marketpulse.reliability.checks import (
     archive_group,
     drain_and_check,
     full_mode,
+    metric_value,
     run_transform,
     wait_for_lag_zero,
 )
 from marketpulse.reliability.pipeline import FlowUnderTest, wait_until
-from marketpulse.reliability.report import ScenarioResult
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.s3]
 
 TICKS = 20_000 if full_mode() else 3_000
-
-
-@pytest.fixture
-def flow(kafka_server: KafkaServer, s3_server: S3Server, tmp_path: Path) -> Iterator[FlowUnderTest]:
-    flow = FlowUnderTest.create(kafka_server.bootstrap_servers, s3_server.settings(), tmp_path)
-    yield flow
-    flow.stop_all()
-
-
-def assert_held(result: ScenarioResult) -> None:
-    assert not result.violations, "\n".join(result.violations)
 
 
 def dead_letters(flow: FlowUnderTest, expected: int) -> list[tuple[dict[str, bytes], bytes]]:
@@ -142,12 +126,12 @@ def test_poison_records_go_to_the_dead_letter_topic_with_a_reason_and_the_worklo
 
     expected_letters = len(malformed_at) + len(POISON) + 3
     wait_until(
-        lambda: metric(port, "marketpulse_archive_dead_letters_total") >= len(POISON),
+        lambda: metric_value(port, "marketpulse_archive_dead_letters_total") >= len(POISON),
         60,
         "the archive to count its dead letters",
         flow.logs,
     )
-    assert metric(port, "marketpulse_archive_dead_letters_total") == len(POISON)
+    assert metric_value(port, "marketpulse_archive_dead_letters_total") == len(POISON)
     assert archive.poll() is None, "poison must not stop the archive"
     letters = dead_letters(flow, expected_letters)
     by_stage: dict[bytes, list[bytes]] = {}
@@ -168,18 +152,12 @@ def test_poison_records_go_to_the_dead_letter_topic_with_a_reason_and_the_worklo
         archive=archive,
         notes={"dead_letters": len(letters)},
     )
-    assert_held(result)
+    result.assert_held()
     with duckdb.connect(str(flow.workdir / "warehouse.duckdb"), read_only=True) as con:
         rejected = con.execute("select symbol, reject_reason from silver.fct_rejected_ticks").fetchall()
     assert rejected == [("ZZZZ", "unknown_symbol")], (
         "what passes the archive but not silver is kept, with why"
     )
-
-
-def metric(port: int, name: str) -> float:
-    """The sum of a counter's series on a workload's /metrics (0 before it is first incremented)."""
-    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", body, re.MULTILINE))
 
 
 def test_a_replay_from_the_earliest_offset_duplicates_bronze_but_not_silver(flow: FlowUnderTest) -> None:
@@ -214,7 +192,7 @@ def test_a_replay_from_the_earliest_offset_duplicates_bronze_but_not_silver(flow
         archive=rearchive,
         expect_bronze_duplicates=True,
     )
-    assert_held(result)
+    result.assert_held()
 
 
 def replay_file(path: Path, start: dt.datetime, seconds: list[float], seed: int) -> Path:
@@ -264,5 +242,5 @@ def test_late_and_out_of_order_ticks_reach_silver_and_gold_exactly_once(flow: Fl
         rebuild_gold=True,
         notes={"on_time": len(first), "late": len(late)},
     )
-    assert_held(result)
+    result.assert_held()
     assert result.acknowledged == len(first) + len(late)

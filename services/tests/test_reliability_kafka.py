@@ -8,18 +8,16 @@ gold rebuild.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.process import free_port
 from marketpulse.localenv.s3 import S3Server
-from marketpulse.reliability.checks import drain_and_check
+from marketpulse.reliability.checks import drain_and_check, metric_value
 from marketpulse.reliability.pipeline import FlowUnderTest, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.s3]
@@ -33,13 +31,6 @@ def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
     kafka = KafkaServer(tmp_path / "own-kafka").start()
     yield kafka
     kafka.stop()
-
-
-def metric(port: int, name: str) -> float:
-    """A counter's value from a workload's /metrics (0 before it is first incremented)."""
-    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    match = re.search(rf"^{name} ([0-9.e+]+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_a_broker_outage_longer_than_the_delivery_timeout_counts_and_reports_every_failed_tick(
@@ -66,7 +57,7 @@ def test_a_broker_outage_longer_than_the_delivery_timeout_counts_and_reports_eve
 
         def counted() -> bool:
             nonlocal errors_seen
-            errors_seen = metric(port, "marketpulse_ingest_delivery_errors_total")
+            errors_seen = metric_value(port, "marketpulse_ingest_delivery_errors_total")
             return errors_seen > 0
 
         wait_until(counted, DELIVERY_TIMEOUT_SECONDS + 30, "delivery errors on /metrics", flow.logs)

@@ -30,15 +30,10 @@ from marketpulse.reliability.checks import (
 )
 from marketpulse.reliability.fault_proxy import FaultProxy
 from marketpulse.reliability.pipeline import FlowUnderTest, wait_until
-from marketpulse.reliability.report import ScenarioResult
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.s3]
 
 TICKS = 20_000 if full_mode() else 3_000
-
-
-def assert_held(result: ScenarioResult) -> None:
-    assert not result.violations, "\n".join(result.violations)
 
 
 @pytest.fixture
@@ -95,7 +90,7 @@ def test_slow_stalling_and_dropped_s3_connections_delay_the_archive_but_lose_not
             )
         finally:
             flow.stop_all()
-    assert_held(result)
+    result.assert_held()
     assert dropped >= 1, "the archiver had no connection open to reset: the fault did not happen"
     assert "S3 unavailable; consumption paused" in flow.logs(), "a reset request is retried, not ignored"
 
@@ -131,7 +126,7 @@ def test_a_full_s3_disk_pauses_the_archive_without_committing_past_unwritten_obj
     finally:
         flow.stop_all()
         s3.stop()
-    assert_held(result)
+    result.assert_held()
 
 
 def test_a_full_warehouse_disk_fails_the_transform_clearly_and_the_next_run_loads_everything_once(
@@ -169,4 +164,4 @@ def test_a_full_warehouse_disk_fails_the_transform_clearly_and_the_next_run_load
         )
     finally:
         flow.stop_all()
-    assert_held(result)
+    result.assert_held()

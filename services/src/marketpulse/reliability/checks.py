@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import httpx
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from marketpulse.reliability.ledger import Identity, read_ledger
@@ -327,3 +329,9 @@ def values_equal(left: Any, right: Any) -> bool:
             math.isnan(left) and math.isnan(right)
         )
     return bool(left == right)
+
+
+def metric_value(port: int, name: str) -> float:
+    """The sum of a counter's series on a workload's /metrics (0 before it is first incremented)."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", body, re.MULTILINE))

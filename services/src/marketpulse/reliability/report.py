@@ -24,6 +24,11 @@ class ScenarioResult:
     violations: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
 
+    def assert_held(self) -> None:
+        """Fail the calling test with every violated invariant, one per line."""
+        if self.violations:
+            raise AssertionError("\n".join(self.violations))
+
     def line(self) -> str:
         return (
             f"{self.scenario}: acknowledged={self.acknowledged} lost={self.lost} "
