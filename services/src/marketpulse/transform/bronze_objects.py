@@ -6,7 +6,9 @@ bronze contract (columns, types, one `_object_key` per row) is read here, by one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ RAW_TICKS_COLUMNS = {
     "seq": "BIGINT",
     "v": "INTEGER",
 }
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,22 @@ def select_raw_ticks_sql() -> str:
                ?::timestamptz as _loaded_at
         from read_json(?, format = 'newline_delimited', columns = {columns}, filename = true) as t
     """
+
+
+def load_in_chunks(
+    pending: Sequence[ObjectInfo],
+    chunk_objects: int,
+    load_chunk: Callable[[Sequence[ObjectInfo]], int],
+    started: float,
+) -> LoadResult:
+    """Load `pending` objects `chunk_objects` at a time (each chunk one transaction) and report it."""
+    rows = 0
+    for start in range(0, len(pending), chunk_objects):
+        rows += load_chunk(pending[start : start + chunk_objects])
+    result = LoadResult(len(pending), rows, time.perf_counter() - started)
+    if pending:
+        log.info(
+            "bronze loaded",
+            extra={"objects": result.objects, "rows": result.rows, "seconds": round(result.seconds, 3)},
+        )
+    return result

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import tempfile
 import time
 import uuid
@@ -27,11 +26,10 @@ from marketpulse.storage import ObjectInfo, ObjectStore
 from marketpulse.transform.bronze_objects import (
     LoadResult,
     download_objects,
+    load_in_chunks,
     pending_objects,
     select_raw_ticks_sql,
 )
-
-log = logging.getLogger(__name__)
 
 STAGE = "_marketpulse_load"
 MANIFEST = "_load_manifest"
@@ -92,17 +90,7 @@ class SnowflakeBronzeLoader:
     def load_new(self) -> LoadResult:
         started = time.perf_counter()
         self.ensure_tables()
-        pending = self.pending()
-        rows = 0
-        for start in range(0, len(pending), self.chunk_objects):
-            rows += self._load_chunk(pending[start : start + self.chunk_objects])
-        result = LoadResult(len(pending), rows, time.perf_counter() - started)
-        if pending:
-            log.info(
-                "bronze loaded",
-                extra={"objects": result.objects, "rows": result.rows, "seconds": round(result.seconds, 3)},
-            )
-        return result
+        return load_in_chunks(self.pending(), self.chunk_objects, self._load_chunk, started)
 
     def _load_chunk(self, objects: Sequence[ObjectInfo]) -> int:
         loaded_at = dt.datetime.now(dt.UTC)
