@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -389,6 +390,40 @@ class FakeKubelet:
         core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
 
 
+def chart_s3_values(s3_server: S3Server) -> dict[str, Any]:
+    """The chart's `s3` values for the local S3 server, with the Secret created by the chart."""
+    return {
+        "endpoint": s3_server.endpoint,
+        "createSecret": True,
+        "accessKeyId": s3_server.access_key,
+        "secretAccessKey": s3_server.secret_key,
+    }
+
+
+@contextmanager
+def chart_operator(helm: Helm, tmp_path: Path) -> Iterator[Path]:
+    """The release's operator Deployment run as a local process the way its pod would run: the chart's
+    arguments and environment, and the token of the chart's ServiceAccount. Yields its log file."""
+    api, namespace = helm.api, helm.namespace
+    deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{helm.release}-marketpulse", namespace)
+    pod = deployment.spec.template.spec
+    (container,) = pod.containers
+    kubeconfig = service_account_kubeconfig(
+        helm.kube, api, namespace, pod.service_account_name, tmp_path / "kubeconfig"
+    )
+    env = {**os.environ, **container_environment(api, namespace, container), "KUBECONFIG": str(kubeconfig)}
+    # The image's entrypoint is `marketpulse`; the chart gives the arguments.
+    argv = [str(Path(sys.executable).with_name("marketpulse")), *container.args]
+    log = tmp_path / "operator.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def pipeline(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -417,28 +452,11 @@ def test_the_operator_under_the_charts_account_and_rbac_reconciles_a_pipeline_fr
             "metricsPort": metrics_port,
             "healthPort": health_port,
         },
-        "s3": {
-            "endpoint": s3_server.endpoint,
-            "createSecret": True,
-            "accessKeyId": s3_server.access_key,
-            "secretAccessKey": s3_server.secret_key,
-        },
+        "s3": chart_s3_values(s3_server),
         "pipelines": [{"name": sample["metadata"]["name"], "spec": sample["spec"]}],
     }
     helm.install("defaults", values)
-    deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{helm.release}-marketpulse", namespace)
-    pod = deployment.spec.template.spec
-    (container,) = pod.containers
-    kubeconfig = service_account_kubeconfig(
-        helm.kube, api, namespace, pod.service_account_name, tmp_path / "kubeconfig"
-    )
-    env = {**os.environ, **container_environment(api, namespace, container), "KUBECONFIG": str(kubeconfig)}
-    # The image's entrypoint is `marketpulse`; the chart gives the arguments.
-    argv = [str(Path(sys.executable).with_name("marketpulse")), *container.args]
-    log = tmp_path / "operator.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with chart_operator(helm, tmp_path) as log:
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=1).status_code == 200,
             timeout=30,
@@ -457,8 +475,8 @@ def test_the_operator_under_the_charts_account_and_rbac_reconciles_a_pipeline_fr
             d.metadata.name for d in client.AppsV1Api(api).list_namespaced_deployment(namespace).items
         )
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        # Pipelines go first, while the operator and its RBAC still exist to finalize them
-        # (helm would delete the RBAC before the custom resources); then the rest of the release.
+        # Removing the pipeline from the values lets this operator, under the chart's RBAC, finalize it;
+        # the uninstall test covers the pre-delete hook doing the same for every pipeline.
         helm.upgrade("defaults", {**values, "pipelines": []})
         wait_for(
             lambda: pipeline(api, namespace, "demo") is None, timeout=30, what="the pipeline to be finalized"
@@ -467,9 +485,6 @@ def test_the_operator_under_the_charts_account_and_rbac_reconciles_a_pipeline_fr
         # its errors are expected (in a cluster its pod is deleted at the same time).
         output = log.read_text()
         helm.uninstall()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     core = client.CoreV1Api(api)
     topics = client.CustomObjectsApi(api).list_namespaced_custom_object(
         "kafka.strimzi.io", "v1", namespace, "kafkatopics"
@@ -546,12 +561,7 @@ def test_helm_uninstall_deletes_every_pipeline_through_the_operator_and_leaves_o
         # Only the release namespace: the hook of an operator serving every namespace would wait for
         # every pipeline in the (shared) test cluster.
         "operator": {"watchAnyNamespace": False, "metricsPort": metrics_port, "healthPort": health_port},
-        "s3": {
-            "endpoint": s3_server.endpoint,
-            "createSecret": True,
-            "accessKeyId": s3_server.access_key,
-            "secretAccessKey": s3_server.secret_key,
-        },
+        "s3": chart_s3_values(s3_server),
         # One pipeline from chart values, with deletionPolicy Delete ...
         "pipelines": [{"name": "gone", "spec": {"watchlist": watchlist, "deletionPolicy": "Delete"}}],
     }
@@ -567,18 +577,7 @@ def test_helm_uninstall_deletes_every_pipeline_through_the_operator_and_leaves_o
         "-",
         stdin=json.dumps({**kept, "spec": {"watchlist": watchlist}}),
     )
-    deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{helm.release}-marketpulse", namespace)
-    pod = deployment.spec.template.spec
-    (container,) = pod.containers
-    kubeconfig = service_account_kubeconfig(
-        helm.kube, api, namespace, pod.service_account_name, tmp_path / "kubeconfig"
-    )
-    env = {**os.environ, **container_environment(api, namespace, container), "KUBECONFIG": str(kubeconfig)}
-    argv = [str(Path(sys.executable).with_name("marketpulse")), *container.args]
-    log = tmp_path / "operator.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with chart_operator(helm, tmp_path) as log:
         reconciled = {
             name: wait_for(
                 lambda name=name: (
@@ -600,9 +599,6 @@ def test_helm_uninstall_deletes_every_pipeline_through_the_operator_and_leaves_o
             helm.helm, "uninstall", helm.release, "--namespace", namespace, "--wait", "--timeout", "120s"
         )
         operator_log = log.read_text()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     # Garbage collection (kube-controller-manager) removes what the finalized pipelines still owned.
     expected = {
         "KafkaTopic/kept-alerts": [],

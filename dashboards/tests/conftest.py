@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import subprocess
+import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import httpx
 import numpy as np
 import orjson
 import pandas as pd  # type: ignore[import-untyped]
@@ -21,6 +26,8 @@ from minio import Minio
 
 import marketpulse.dashboard
 from marketpulse.archive.quotes import QUOTES_KEY
+from marketpulse.localenv.errors import ComponentError
+from marketpulse.localenv.process import free_port, wait_for
 from marketpulse.localenv.s3 import S3Server
 from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
@@ -259,3 +266,51 @@ def publish_gold(store: S3ObjectStore) -> Callable[..., None]:
 @pytest.fixture(scope="session")
 def app_path() -> Path:
     return APP
+
+
+@pytest.fixture
+def serve_dashboard(tmp_path: Path) -> Callable[[Mapping[str, str]], AbstractContextManager[str]]:
+    """`marketpulse dashboard` as a process on a free port with `env` added; the context yields its URL
+    once the health endpoint answers, and stops the process afterwards."""
+
+    @contextmanager
+    def serve(env: Mapping[str, str]) -> Iterator[str]:
+        port = free_port()
+        log = tmp_path / "dashboard.log"
+        full_env = {
+            **os.environ,
+            **env,
+            "MARKETPULSE_DASHBOARD_ADDRESS": "127.0.0.1",
+            "MARKETPULSE_DASHBOARD_PORT": str(port),
+        }
+        marketpulse = Path(sys.executable).with_name("marketpulse")
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(marketpulse), "dashboard"],
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(
+                lambda: httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200,
+                timeout=60,
+                step="start the dashboard",
+                what=f"GET {url}/_stcore/health to answer 200",
+                log_path=log,
+                alive=lambda: process.poll() is None,
+            )
+            yield url
+        except ComponentError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    return serve

@@ -10,28 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from marketpulse.localenv.errors import ComponentError
-from marketpulse.localenv.process import free_port, wait_for
 from marketpulse.localenv.s3 import S3Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.s3]
 
-MARKETPULSE = Path(sys.executable).with_name("marketpulse")
 SYMBOLS = ["AAPL", "MSFT", "NVDA"]
 PAGE_TIMEOUT = 60
 CHROME_FLAGS = (
@@ -115,49 +110,22 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 @pytest.fixture
 def served_dashboard(
-    tmp_path: Path,
     s3_server: S3Server,
     bucket: str,
     gold_factory: Callable[..., Any],
     publish_gold: Callable[..., None],
+    serve_dashboard: Callable[[Mapping[str, str]], AbstractContextManager[str]],
 ) -> Iterator[str]:
     publish_gold(gold_factory(SYMBOLS, days=90, minute_bars_per_symbol=120))
-    port = free_port()
-    log = tmp_path / "dashboard.log"
     env = {
-        **os.environ,
         **s3_server.settings(),
         "MARKETPULSE_BUCKET": bucket,
         "MARKETPULSE_PIPELINE": "browser",
         "MARKETPULSE_WAREHOUSE": "duckdb",
         "MARKETPULSE_WATCHLIST": ",".join(SYMBOLS),
-        "MARKETPULSE_DASHBOARD_ADDRESS": "127.0.0.1",
-        "MARKETPULSE_DASHBOARD_PORT": str(port),
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(MARKETPULSE), "dashboard"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            lambda: httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200,
-            timeout=60,
-            step="start the dashboard",
-            what=f"GET {url}/_stcore/health to answer 200",
-            log_path=log,
-            alive=lambda: process.poll() is None,
-        )
+    with serve_dashboard(env) as url:
         yield url
-    except ComponentError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def page_state(chrome: webdriver.Chrome) -> dict[str, Any]:
