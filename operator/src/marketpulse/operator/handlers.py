@@ -138,6 +138,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
                     logger,
                     fresh=trigger == "create",
                 )
+            _write_status(body, outcome, patch, logger)
         except KubeError as exc:
             ERRORS.labels(trigger, "temporary").inc()
             raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=RETRY_DELAY) from None
@@ -145,22 +146,28 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             ERRORS.labels(trigger, "unexpected").inc()
             raise
         finally:
+            # Observed last, so a finished reconcile has its status write counted already.
             DURATION.labels(trigger).observe(time.perf_counter() - started)
-        previous = dict(body.get("status") or {})
-        status = summarize(outcome.observed, generation=int(meta.get("generation", 0)))
-        changes = status_changes(previous, status)
-        if changes:
-            API_WRITES.labels("StockPipeline", "status").inc()
-            for key, value in changes.items():
-                patch.status[key] = value
-            _emit_events(body, previous, status)
-        state.phases.set(meta["uid"], status["phase"])
         if outcome.invalid is not None:
             ERRORS.labels(trigger, "permanent").inc()
             raise kopf.PermanentError(str(outcome.invalid))
         if outcome.transient:
             ERRORS.labels(trigger, "temporary").inc()
             raise kopf.TemporaryError("; ".join(outcome.transient), delay=RETRY_DELAY)
+
+    def _write_status(body: kopf.Body, outcome: Outcome, patch: kopf.Patch, logger: Logger) -> None:
+        """Patch only the status keys that changed, with an Event for each significant change."""
+        meta = body.get("metadata", {})
+        previous = dict(body.get("status") or {})
+        status = summarize(outcome.observed, generation=int(meta.get("generation", 0)))
+        changes = status_changes(previous, status)
+        if changes:
+            API_WRITES.labels("StockPipeline", "status").inc()
+            logger.info("status changed: %s", ", ".join(sorted(changes)))
+            for key, value in changes.items():
+                patch.status[key] = value
+            _emit_events(body, previous, status)
+        state.phases.set(meta["uid"], status["phase"])
 
     @kopf.on.resume(*resource, registry=registry)
     async def resume_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:

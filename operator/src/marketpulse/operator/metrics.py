@@ -41,12 +41,17 @@ PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Suspended", "Failed")
 
 def api_writes() -> float:
     """Total Kubernetes API writes so far (for tests and the benchmark)."""
-    return sum(
-        sample.value
+    return sum(api_writes_by_kind().values())
+
+
+def api_writes_by_kind() -> dict[str, float]:
+    """Kubernetes API writes so far as "Kind/verb" -> count, to say which write happened."""
+    return {
+        f"{sample.labels['kind']}/{sample.labels['verb']}": sample.value
         for metric in API_WRITES.collect()
         for sample in metric.samples
         if sample.name.endswith("_total")
-    )
+    }
 
 
 class PhaseBook:
