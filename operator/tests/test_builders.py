@@ -124,6 +124,17 @@ def test_the_transform_cronjob_never_overlaps_and_continuous_mode_is_one_recreat
     assert env(continuous)["MARKETPULSE_TRANSFORM_MODE"] == "continuous"
 
 
+def test_ingest_may_flush_for_its_whole_delivery_timeout_before_it_is_killed() -> None:
+    from marketpulse.ingest.settings import IngestSettings
+
+    delivery = IngestSettings.model_fields["ingest_delivery_timeout_seconds"].default
+    found = render(pipeline())
+    grace = pod_of(found["Deployment/demo-ingest"])["terminationGracePeriodSeconds"]
+    assert grace > delivery
+    # The others stop within Kubernetes' default grace period.
+    assert "terminationGracePeriodSeconds" not in pod_of(found["Deployment/demo-archive"])
+
+
 def test_suspend_scales_deployments_to_zero_and_suspends_the_cronjob() -> None:
     found = render(pipeline(suspend=True))
     assert {c["spec"]["replicas"] for c in found.values() if c["kind"] == "Deployment"} == {0}

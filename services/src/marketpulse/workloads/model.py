@@ -101,6 +101,8 @@ class Workload:
     # Cron schedule and time zone, for mode "scheduled".
     schedule: str | None = None
     time_zone: str | None = None
+    # Seconds the process may take to stop after SIGTERM; None keeps the platform's default.
+    stop_grace_seconds: int | None = None
 
     def env_manifest(self) -> list[dict[str, Any]]:
         return [var.manifest() for var in self.env]

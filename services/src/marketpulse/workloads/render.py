@@ -7,9 +7,11 @@ The variable names here are the contract with the entrypoints' settings classes
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from marketpulse.ingest.settings import IngestSettings
 from marketpulse.operator.api import SecretValue, StockPipelineSpec
 from marketpulse.workloads.model import EnvVar, Port, Resources, SecretFile, SecretRef, Workload
 from marketpulse.workloads.names import PipelineNames
@@ -163,6 +165,10 @@ def warehouse_env(spec: StockPipelineSpec) -> tuple[list[EnvVar], list[SecretFil
 
 
 _METRICS = Port("metrics", METRICS_PORT)
+# On SIGTERM ingest flushes for up to its delivery timeout (a broker outage can last that long);
+# Kubernetes' default 30 s grace period would kill it mid-flush and lose the ticks still queued.
+_DELIVERY_TIMEOUT = IngestSettings.model_fields["ingest_delivery_timeout_seconds"].default
+INGEST_STOP_GRACE_SECONDS = math.ceil(_DELIVERY_TIMEOUT) + 15
 
 
 def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Platform) -> list[Workload]:
@@ -180,6 +186,7 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
             tuple(common + _source_env(spec, names, platform)),
             ports=(_METRICS,),
             resources=Resources("250m", "256Mi", "512Mi"),
+            stop_grace_seconds=INGEST_STOP_GRACE_SECONDS,
         ),
         Workload(
             "archive",

@@ -80,4 +80,6 @@ def build_pod_template(
     }
     if restart_policy is not None:
         spec["restartPolicy"] = restart_policy
+    if workload.stop_grace_seconds is not None:
+        spec["terminationGracePeriodSeconds"] = workload.stop_grace_seconds
     return {"metadata": {"labels": names.labels(workload.component)}, "spec": spec}
