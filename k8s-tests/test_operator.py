@@ -8,6 +8,7 @@ are asserted as API objects and never become Available, which the status must sa
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from marketpulse.archive.quotes import QUOTES_KEY, QuoteBook
 from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.process import free_port
 from marketpulse.localenv.pytest_plugin import KubeTarget
@@ -404,6 +406,44 @@ def _wait_status(cluster: Cluster, namespace: str, name: str, predicate: Any, wh
 
 def _handled(generation: int) -> Any:
     return lambda p: (p.get("status") or {}).get("observedGeneration") == generation
+
+
+def test_the_status_reports_each_symbols_newest_archived_tick_and_keeps_it_over_a_bad_snapshot(
+    cluster: Cluster, kube: KubeTarget, s3_server: S3Server, namespace: str
+) -> None:
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    fast = operator_settings(kube, s3_server, resync_seconds=0.3)
+    s3 = minio_client(s3_server.endpoint, s3_server.access_key, s3_server.secret_key)
+
+    def put_quotes(data: bytes) -> None:
+        s3.put_object(bucket, QUOTES_KEY, io.BytesIO(data), len(data))
+
+    book = QuoteBook()
+    book.update({"symbol": "AAPL", "price": 190.0, "size": 5, "event_time": "2026-11-26T14:30:00.250000Z"})
+    book.update({"symbol": "NVDA", "price": 480.0, "size": 1, "event_time": "2026-11-26T14:29:59.999999Z"})
+    timer = DURATION.labels("timer")
+    with running_operator(fast, namespace):
+        cluster.apply_yaml(namespace, sample("synthetic-duckdb"))
+        first = _wait_status(cluster, namespace, "demo", _handled(1), "the first reconcile")
+        bucket = first["status"]["bucket"]
+        put_quotes(book.snapshot())
+        fresh = _wait_status(
+            cluster, namespace, "demo", lambda p: (p.get("status") or {}).get("freshness"), "freshness"
+        )
+        put_quotes(b"{not json")
+        runs = _count(timer)
+        wait_for(lambda: _count(timer) >= runs + 3, timeout=15, what="three timer reconciles")
+        kept = cluster.pipeline(namespace, "demo")
+
+    assert "freshness" not in first["status"]  # nothing archived yet
+    assert fresh["status"]["freshness"] == [
+        {"symbol": "AAPL", "lastTickTime": "2026-11-26T14:30:00Z"},
+        {"symbol": "MSFT"},
+        {"symbol": "NVDA", "lastTickTime": "2026-11-26T14:29:59Z"},
+        {"symbol": "AMZN"},
+        {"symbol": "BRK.B"},
+    ]
+    assert kept["status"]["freshness"] == fresh["status"]["freshness"]
 
 
 def test_a_watchlist_change_rolls_the_workloads_by_changing_their_pod_template(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from marketpulse.archive.quotes import QuoteBook
+from marketpulse.operator.freshness import QuotesUnreadableError, freshness_from_quotes
 from marketpulse.operator.status import Check, Observed, summarize, transitions
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -66,3 +70,25 @@ def test_a_condition_keeps_its_transition_time_while_its_status_stays() -> None:
     assert by_type(changed)["Bucket"]["lastTransitionTime"] == "2026-01-02T03:09:05Z"
     assert by_type(changed)["Topics"]["lastTransitionTime"] == "2026-01-02T03:04:05Z"
     assert [c["type"] for c in transitions(first["conditions"], changed["conditions"])] == ["Bucket", "Ready"]
+
+
+def test_freshness_lists_each_watchlist_symbol_with_its_newest_tick_to_the_second() -> None:
+    book = QuoteBook()
+    book.update({"symbol": "AAPL", "price": 10.0, "size": 1, "event_time": "2026-11-26T14:30:00.123456Z"})
+    book.update({"symbol": "AAPL", "price": 11.0, "size": 1, "event_time": "2026-11-26T14:31:07.900000Z"})
+    book.update({"symbol": "TSLA", "price": 5.0, "size": 1, "event_time": "2026-11-26T14:30:00.000000Z"})
+    entries = freshness_from_quotes(book.snapshot(), ["AAPL", "MSFT"])
+    # TSLA is not on the watchlist any more; MSFT has had no tick yet.
+    assert entries == [{"symbol": "AAPL", "lastTickTime": "2026-11-26T14:31:07Z"}, {"symbol": "MSFT"}]
+    status = summarize(Observed(ALL_OK, NOW, freshness=entries), 1)
+    assert status["freshness"] == entries
+
+
+def test_a_quotes_object_that_is_not_a_snapshot_is_named_in_the_error() -> None:
+    for raw in (b"not json", b'{"prices": {}}', b'{"quotes": []}'):
+        with pytest.raises(QuotesUnreadableError, match=r"latest/quotes\.json: not a quotes snapshot"):
+            freshness_from_quotes(raw, ["AAPL"])
+    # A quote with an unreadable time is reported without one, not as an error.
+    assert freshness_from_quotes(b'{"quotes": {"AAPL": {"time": "yesterday"}}}', ["AAPL"]) == [
+        {"symbol": "AAPL"}
+    ]

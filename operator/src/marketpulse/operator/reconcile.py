@@ -31,6 +31,7 @@ from marketpulse.operator.builders import (
     render_children,
 )
 from marketpulse.operator.diff import up_to_date, with_hash
+from marketpulse.operator.freshness import QuotesUnreadableError, freshness_from_quotes, read_quotes
 from marketpulse.operator.kube import KubeApi, KubeError, Ref
 from marketpulse.operator.settings import OperatorSettings
 from marketpulse.operator.status import Check, Observed
@@ -266,26 +267,56 @@ async def _s3_client(runtime: Runtime, pipeline: StockPipeline, namespace: str) 
     return minio_client(endpoint, access, secret, region)
 
 
-async def _ensure_bucket(runtime: Runtime, pipeline: StockPipeline, names: PipelineNames) -> Check:
+@dataclass
+class BucketResult:
+    check: Check
+    # Newest tick per watchlist symbol from the archive's quotes; None when it could not be read.
+    freshness: list[dict[str, str]] | None = None
+
+
+async def _ensure_bucket(
+    runtime: Runtime,
+    pipeline: StockPipeline,
+    names: PipelineNames,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> BucketResult:
     retention = pipeline.spec.storage.retention_days
     try:
         client = await _s3_client(runtime, pipeline, names.namespace)
         outcome = await runtime.blocking(lambda: buckets.ensure_bucket(client, names.bucket, retention))
     except KubeError as exc:
-        return Check.failed("CredentialsUnavailable", exc.message)
+        return BucketResult(Check.failed("CredentialsUnavailable", exc.message))
     except S3Error as exc:
-        return Check.failed("BucketFailed", f"bucket {names.bucket}: {exc.code}: {exc.message}")
+        return BucketResult(Check.failed("BucketFailed", f"bucket {names.bucket}: {exc.code}: {exc.message}"))
     except Exception as exc:
-        return Check.failed("S3Unavailable", f"bucket {names.bucket}: {exc}")
+        return BucketResult(Check.failed("S3Unavailable", f"bucket {names.bucket}: {exc}"))
+    freshness = await _read_freshness(runtime, client, pipeline, names, logger)
     if outcome.refused:
         refused = "; ".join(
             f"{feature} refused by the S3 server ({why})" for feature, why in outcome.refused.items()
         )
         reason = "LifecycleNotSupported" if "lifecycle" in outcome.refused else "FeatureNotSupported"
-        return Check.ok(reason, f"bucket {names.bucket} exists; {refused}")
-    return Check.ok(
-        "BucketReady", f"bucket {names.bucket}: versioning on, bronze expires after {retention} days"
-    )
+        return BucketResult(Check.ok(reason, f"bucket {names.bucket} exists; {refused}"), freshness)
+    ready = f"bucket {names.bucket}: versioning on, bronze expires after {retention} days"
+    return BucketResult(Check.ok("BucketReady", ready), freshness)
+
+
+async def _read_freshness(
+    runtime: Runtime,
+    client: Minio,
+    pipeline: StockPipeline,
+    names: PipelineNames,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> list[dict[str, str]] | None:
+    """Freshness from the archive's quotes: [] before any, None (keep the last) when unreadable."""
+    try:
+        raw = await runtime.blocking(lambda: read_quotes(client, names.bucket))
+        return [] if raw is None else freshness_from_quotes(raw, pipeline.spec.watchlist)
+    except QuotesUnreadableError as exc:
+        logger.warning("freshness not updated: bucket %s: %s", names.bucket, exc)
+    except Exception as exc:  # S3 trouble is the Bucket condition's business; freshness just waits
+        logger.debug("freshness not updated: bucket %s: %s", names.bucket, exc)
+    return None
 
 
 async def _nothing() -> None:
@@ -325,7 +356,7 @@ async def reconcile(
         asyncio.gather(*(_sync_child(runtime.kube, m, fresh=fresh) for m in desired)),
         _nothing() if fresh else _prune(runtime.kube, names, meta.get("uid", ""), desired),
         _ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
-        _ensure_bucket(runtime, pipeline, names),
+        _ensure_bucket(runtime, pipeline, names, logger),
         return_exceptions=True,
     )
     transient: list[str] = []
@@ -360,7 +391,10 @@ async def reconcile(
         )
     if isinstance(bucket_check, BaseException):
         raise bucket_check
-    checks["Bucket"] = bucket_check
+    checks["Bucket"] = bucket_check.check
+    freshness = bucket_check.freshness
+    if freshness is None:
+        freshness = list((body.get("status") or {}).get("freshness", []))
     suspended = spec.suspend
     for component in ("ingest", "archive"):
         checks[component.capitalize()] = deployment_check(
@@ -394,6 +428,7 @@ async def reconcile(
         topics=list(names.topics),
         bucket=names.bucket,
         dashboard_url=dashboard_url(spec, ctx),
+        freshness=freshness,
     )
     applied = [f"{r.manifest['kind']}/{r.manifest['metadata']['name']}" for r in results if r.applied]
     if applied or pruned:
