@@ -446,6 +446,56 @@ def test_the_status_reports_each_symbols_newest_archived_tick_and_keeps_it_over_
     assert kept["status"]["freshness"] == fresh["status"]["freshness"]
 
 
+def test_a_topic_reported_ready_reaches_the_pipeline_status_without_waiting_for_the_periodic_reconcile(
+    cluster: Cluster, kube: KubeTarget, s3_server: S3Server, namespace: str
+) -> None:
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    # No periodic reconcile within the test: only the child's change can bring the news.
+    slow = operator_settings(kube, s3_server, resync_seconds=3600)
+    with running_operator(slow, namespace):
+        cluster.apply_yaml(namespace, sample("synthetic-duckdb"))
+        first = _wait_status(cluster, namespace, "demo", _handled(1), "the first reconcile")
+        # What Strimzi's topic operator does once a topic exists in Kafka.
+        ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}], "observedGeneration": 1}}
+        listed = cluster.objects.list_namespaced_custom_object(
+            "kafka.strimzi.io", "v1", namespace, "kafkatopics"
+        )
+        for topic in listed["items"]:
+            cluster.objects.patch_namespaced_custom_object_status(
+                "kafka.strimzi.io", "v1", namespace, "kafkatopics", topic["metadata"]["name"], ready
+            )
+        started = time.monotonic()
+        topics_ready = _wait_status(
+            cluster, namespace, "demo", lambda p: condition(p, "Topics").get("status") == "True", "Topics"
+        )
+        waited = time.monotonic() - started
+
+    assert condition(first, "Topics")["reason"] == "WaitingForTopicOperator"
+    assert condition(topics_ready, "Topics")["reason"] == "TopicsReady"
+    assert len(listed["items"]) == 3
+    assert waited < 20, f"took {waited:.1f} s"  # the periodic reconcile is an hour away
+
+
+def test_a_deleted_deployment_is_put_back_without_waiting_for_the_periodic_reconcile(
+    cluster: Cluster, kube: KubeTarget, s3_server: S3Server, namespace: str
+) -> None:
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    slow = operator_settings(kube, s3_server, resync_seconds=3600)
+    with running_operator(slow, namespace):
+        cluster.apply_yaml(namespace, sample("synthetic-duckdb"))
+        _wait_status(cluster, namespace, "demo", _handled(1), "the first reconcile")
+        before = cluster.apps.read_namespaced_deployment("demo-archive", namespace).metadata.uid
+        cluster.apps.delete_namespaced_deployment("demo-archive", namespace)
+
+        def recreated() -> str | None:
+            uid = cluster.apps.read_namespaced_deployment("demo-archive", namespace).metadata.uid
+            return uid if uid != before else None
+
+        after = wait_for(recreated, timeout=20, what="demo-archive to be recreated")
+
+    assert after != before
+
+
 def test_a_watchlist_change_rolls_the_workloads_by_changing_their_pod_template(
     cluster: Cluster, settings: OperatorSettings, namespace: str
 ) -> None:

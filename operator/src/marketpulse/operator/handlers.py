@@ -11,22 +11,26 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import prometheus_client
 
 from marketpulse.operator.api import GROUP, PLURAL, VERSION
-from marketpulse.operator.kube import KubeApi, KubeError, load_configuration
+from marketpulse.operator.debounce import Debouncer
+from marketpulse.operator.kube import STRIMZI_GROUP, KubeApi, KubeError, Ref, load_configuration
 from marketpulse.operator.metrics import API_WRITES, DURATION, ERRORS, RECONCILES, PhaseBook
 from marketpulse.operator.reconcile import Outcome, Runtime, cleanup, reconcile
 from marketpulse.operator.settings import OperatorSettings
 from marketpulse.operator.status import PROGRESSING, summarize, transitions
+from marketpulse.workloads.names import LABEL_MANAGED_BY, MANAGED_BY
 
 FINALIZER = "marketpulse.io/cleanup"
 ANNOTATION_PREFIX = "marketpulse.io"
 RETRY_DELAY = 5.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+KIND = "StockPipeline"
+log = logging.getLogger(__name__)
 STATUS_KEYS = ("observedGeneration", "phase", "conditions", "topics", "bucket", "dashboardUrl", "freshness")
 
 
@@ -36,11 +40,22 @@ class OperatorState:
     runtime: Runtime | None = None
     phases: PhaseBook = field(default_factory=PhaseBook)
     metrics_server: Any = None
+    refresher: Debouncer[tuple[str, str, str]] | None = None
 
     def require_runtime(self) -> Runtime:
         if self.runtime is None:
             raise kopf.TemporaryError("the operator is still starting", delay=1)
         return self.runtime
+
+
+def _handled_and_current(body: Mapping[str, Any] | None, uid: str) -> bool:
+    """Still the same pipeline, not being deleted, and with no spec change waiting for its handler
+    (that handler writes the status itself)."""
+    if body is None:
+        return False
+    meta = body.get("metadata", {})
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return meta.get("uid") == uid and not meta.get("deletionTimestamp") and observed == meta.get("generation")
 
 
 def status_changes(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,21 +65,40 @@ def status_changes(current: Mapping[str, Any], desired: Mapping[str, Any]) -> di
     return changes
 
 
-def _emit_events(body: kopf.Body, previous: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+def status_update(
+    body: Mapping[str, Any], outcome: Outcome
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The previous status, the status `outcome` calls for, and the keys that changed between them."""
+    previous = dict(body.get("status") or {})
+    status = summarize(outcome.observed, generation=int(body.get("metadata", {}).get("generation", 0)))
+    return previous, status, status_changes(previous, status)
+
+
+def _owners(body: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(namespace, name, uid) of each StockPipeline that owns this object."""
+    meta = body.get("metadata", {})
+    return [
+        (meta.get("namespace", ""), owner["name"], owner["uid"])
+        for owner in meta.get("ownerReferences") or []
+        if owner.get("kind") == KIND and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/")
+    ]
+
+
+def _emit_events(body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]) -> None:
     """An Event per condition that changed status and per phase change: the moments people look for."""
     for condition in transitions(previous.get("conditions", []), status["conditions"]):
         if condition["type"] == "Ready":
             continue
         healthy = condition["status"] == "True" or condition["reason"] in PROGRESSING
         kopf.event(
-            body,
+            cast(kopf.Body, body),
             type="Normal" if healthy else "Warning",
             reason=condition["reason"],
             message=f"{condition['type']}: {condition['message']}"[:1024],
         )
     if previous.get("phase") != status["phase"]:
         kopf.event(
-            body,
+            cast(kopf.Body, body),
             type="Warning" if status["phase"] in ("Degraded", "Failed") else "Normal",
             reason=status["phase"],
             message=f"phase {previous.get('phase', 'Pending')} -> {status['phase']}",
@@ -114,6 +148,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
+        if state.refresher is not None:
+            await state.refresher.close()
         if state.metrics_server is not None:
             state.metrics_server.shutdown()
         if state.runtime is not None:
@@ -157,17 +193,72 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     def _write_status(body: kopf.Body, outcome: Outcome, patch: kopf.Patch, logger: Logger) -> None:
         """Patch only the status keys that changed, with an Event for each significant change."""
-        meta = body.get("metadata", {})
-        previous = dict(body.get("status") or {})
-        status = summarize(outcome.observed, generation=int(meta.get("generation", 0)))
-        changes = status_changes(previous, status)
+        previous, status, changes = status_update(body, outcome)
         if changes:
-            API_WRITES.labels("StockPipeline", "status").inc()
+            API_WRITES.labels(KIND, "status").inc()
             logger.info("status changed: %s", ", ".join(sorted(changes)))
             for key, value in changes.items():
                 patch.status[key] = value
             _emit_events(body, previous, status)
-        state.phases.set(meta["uid"], status["phase"])
+        state.phases.set(body["metadata"]["uid"], status["phase"])
+
+    async def refresh_from_children(key: tuple[str, str, str]) -> None:
+        """A child changed (a controller wrote its status, or someone edited or deleted it):
+        reconcile its pipeline now, not at the next periodic reconcile, and write what changed."""
+        namespace, name, uid = key
+        runtime = state.runtime
+        if runtime is None:
+            return
+        ref = Ref(f"{GROUP}/{VERSION}", KIND, namespace, name)
+        if not _handled_and_current(await runtime.kube.get(ref), uid):
+            return
+        RECONCILES.labels("child").inc()
+        started = time.perf_counter()
+        try:
+            async with runtime.lock(uid):
+                # Read again under the lock: a handler that held it may have moved the pipeline on.
+                body = await runtime.kube.get(ref)
+                if body is None or not _handled_and_current(body, uid):
+                    return
+                owner = cast(kopf.Body, body)
+                outcome = await reconcile(
+                    runtime, body, lambda objs: kopf.adopt(objs, owner=owner), log, prune=False
+                )
+                previous, status, changes = status_update(body, outcome)
+                if changes:
+                    await runtime.kube.patch_status(ref, changes)
+                    log.info(
+                        "%s/%s: a child changed; status changed: %s",
+                        namespace,
+                        name,
+                        ", ".join(sorted(changes)),
+                    )
+                    _emit_events(body, previous, status)
+                state.phases.set(uid, status["phase"])
+        except KubeError as exc:
+            ERRORS.labels("child", "temporary").inc()
+            log.warning("%s/%s: reconcile after a child changed: %s", namespace, name, exc)
+        finally:
+            DURATION.labels("child").observe(time.perf_counter() - started)
+
+    state.refresher = Debouncer(settings.child_refresh_seconds, refresh_from_children)
+
+    async def child_changed(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        # The initial listing is no change: resume handlers reconcile every pipeline at start-up.
+        if event.get("type") is None or state.refresher is None:
+            return
+        for owner in _owners(body):
+            state.refresher.request(owner)
+
+    managed = {LABEL_MANAGED_BY: MANAGED_BY}
+    # The children whose status says how the pipeline is doing, written by other controllers.
+    for group, version, plural in (("apps", "v1", "deployments"), ("batch", "v1", "cronjobs")):
+        kopf.on.event(group, version, plural, labels=managed, id=f"child-{plural}", registry=registry)(
+            child_changed
+        )
+    kopf.on.event(STRIMZI_GROUP, "kafkatopics", labels=managed, id="child-kafkatopics", registry=registry)(
+        child_changed
+    )
 
     @kopf.on.resume(*resource, registry=registry)
     async def resume_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:

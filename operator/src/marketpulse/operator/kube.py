@@ -183,6 +183,16 @@ class KubeApi:
         API_WRITES.labels(ref.kind, "patch").inc()
         await self._run("PATCH", ref.path, body=patch, content_type="application/merge-patch+json")
 
+    async def patch_status(self, ref: Ref, changes: dict[str, Any]) -> None:
+        """Merge `changes` into the status subresource (a None value removes that key)."""
+        API_WRITES.labels(ref.kind, "status").inc()
+        await self._run(
+            "PATCH",
+            f"{ref.path}/status",
+            body={"status": changes},
+            content_type="application/merge-patch+json",
+        )
+
     async def delete(self, ref: Ref) -> bool:
         """Delete in the background (dependents go by garbage collection); False if already gone."""
         API_WRITES.labels(ref.kind, "delete").inc()

@@ -333,9 +333,12 @@ async def reconcile(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     *,
     fresh: bool = False,
+    prune: bool = True,
 ) -> Outcome:
     """Bring the children and backends in line with the spec. `fresh`: the pipeline was just
-    created, so there is nothing to read back or prune (saves a round trip per child)."""
+    created, so there is nothing to read back or prune (saves a round trip per child). `prune`:
+    look for children the spec no longer wants (only a spec change makes them; False saves a list
+    call per kind when a child's own change is the reason to reconcile)."""
     meta = body.get("metadata", {})
     previous = list((body.get("status") or {}).get("conditions", []))
     try:
@@ -354,7 +357,7 @@ async def reconcile(
     direct = spec.kafka.topic_backend == "direct"
     child_results, prunes, topic_check, bucket_check = await asyncio.gather(
         asyncio.gather(*(_sync_child(runtime.kube, m, fresh=fresh) for m in desired)),
-        _nothing() if fresh else _prune(runtime.kube, names, meta.get("uid", ""), desired),
+        _nothing() if fresh or not prune else _prune(runtime.kube, names, meta.get("uid", ""), desired),
         _ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
         _ensure_bucket(runtime, pipeline, names, logger),
         return_exceptions=True,

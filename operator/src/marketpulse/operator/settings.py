@@ -47,6 +47,11 @@ class OperatorSettings(BaseSettings):
         description="Unset means in-cluster: the pod's ServiceAccount.",
     )
     resync_seconds: float = Field(60.0, gt=0, description="Interval of the periodic reconcile.")
+    child_refresh_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Wait after a child changes before reconciling its pipeline; changes meanwhile coalesce.",
+    )
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 turns the metrics endpoint off.")
     health_port: int = Field(8081, ge=0, le=65535, description="0 turns the liveness endpoint off.")
     kafka_timeout_seconds: float = Field(5.0, gt=0)
