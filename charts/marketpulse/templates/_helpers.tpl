@@ -177,6 +177,8 @@ containers:
         value: {{ .Values.workloads.runAsUser | quote }}
       - name: MARKETPULSE_RESYNC_SECONDS
         value: {{ .Values.operator.resyncSeconds | quote }}
+      - name: MARKETPULSE_CHILD_REFRESH_SECONDS
+        value: {{ .Values.operator.childRefreshSeconds | quote }}
       - name: MARKETPULSE_KAFKA_TIMEOUT_SECONDS
         value: {{ .Values.operator.kafkaTimeoutSeconds | quote }}
       - name: MARKETPULSE_METRICS_PORT
