@@ -25,6 +25,23 @@ KEY_PATTERN = re.compile(
 )
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
+# The exact layout ingest writes (orjson, keys in wire order, no spaces). A value it matches is one
+# `check_record` accepts, proven without decoding the JSON: every field's text is restricted to what is
+# valid JSON of the right type and range (a price with a fraction and a non-zero digit, integers below
+# 10^18, printable ASCII strings without escapes). Anything else takes the full check.
+_STAMP = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+_TEXT = rb"[\x20\x21\x23-\x5b\x5d-\x7e]+"
+_COUNT = rb"(?:0|[1-9][0-9]{0,17})"
+CANONICAL_TICK = re.compile(
+    rb'\{"v":1,"symbol":"([A-Z][A-Z0-9.\-]{0,9})"'
+    rb',"price":((?:[1-9][0-9]{0,15}\.[0-9]{1,17})|(?:0\.(?=[0-9]*[1-9])[0-9]{1,17}))'
+    rb',"size":(' + _COUNT + rb")"
+    rb',"event_time":"(' + _STAMP + rb')"'
+    rb',"ingest_time":"' + _STAMP + rb'"'
+    rb',"source":"' + _TEXT + rb'","producer_id":"' + _TEXT + rb'"'
+    rb',"seq":' + _COUNT + rb"\}"
+)
+
 
 def partition_date(kafka_timestamp_ms: int) -> str:
     return dt.datetime.fromtimestamp(kafka_timestamp_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
@@ -91,12 +108,13 @@ class PartitionBatch:
     size: int = 0
     timestamps_ms: list[int] = field(default_factory=list)
 
-    def add(self, offset: int, value: bytes | None, timestamp_ms: int) -> None:
+    def add(self, offset: int, value: bytes | None, timestamp_ms: int | None = None) -> None:
         self.last_offset = offset
         if value is not None:
             self.lines.append(value)
             self.size += len(value) + 1
-            self.timestamps_ms.append(timestamp_ms)
+            if timestamp_ms is not None:
+                self.timestamps_ms.append(timestamp_ms)
 
     def skip(self, offset: int) -> None:
         """An offset that belongs to the range but not to the object (it went to the dead-letter topic)."""

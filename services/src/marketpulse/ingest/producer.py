@@ -12,8 +12,8 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
-from marketpulse.sources.base import BadRecord, Record
-from marketpulse.ticks import Tick, encode_tick
+from marketpulse.sources.base import BadRecord
+from marketpulse.sources.synthetic import WireRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ def reason_field(reason: str) -> str:
 
 
 class TickProducer:
+    """Delivery reports: with a ledger, one per record (the ledger needs every acknowledged id);
+    without one, only failures are reported and the acknowledged count is what was produced less what
+    failed and what is still queued or in flight: a report per tick is a Python call per tick."""
+
     def __init__(
         self,
         kafka_config: dict[str, str],
@@ -57,25 +61,55 @@ class TickProducer:
     ) -> None:
         self.ticks_topic = ticks_topic
         self.dlq_topic = dlq_topic
-        self.producer = Producer({**kafka_config, **PRODUCER_DEFAULTS, **(overrides or {})})
+        self.producer = Producer(
+            {
+                **kafka_config,
+                **PRODUCER_DEFAULTS,
+                **(overrides or {}),
+                "on_delivery": self._on_delivery,
+                "delivery.report.only.error": ledger_path is None,
+            }
+        )
         # The reliability ledger: (producer_id, seq) of every acknowledged tick, one per line.
         self._ledger: IO[str] | None = ledger_path.open("a", buffering=1 << 16) if ledger_path else None
-        self.acked = 0
+        self.produced = 0
+        self._acked = 0
+        self._ticks_failed = 0
         self.failed = 0
         self.last_error: str | None = None
         self._unlogged_failures = 0
         self._failures_logged_at = float("-inf")
 
-    def _on_tick_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    @property
+    def acked(self) -> int:
+        """Ticks the broker acknowledged, as of the last `send` or `close` (a lower bound while dead
+        letters are in flight). Read-only, so the health endpoint's thread may read it."""
+        return self._acked
+
+    def _sync_acked(self) -> None:
+        if self._ledger is not None:
+            return  # counted one by one in the delivery reports
+        settled = self.produced - self._ticks_failed - len(self.producer)
+        if settled > self._acked:
+            TICKS_ACKED.inc(settled - self._acked)
+            self._acked = settled
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if msg.topic() != self.ticks_topic:
+            if err is not None:
+                self.failed += 1
+                log.error("dead letter not delivered", extra={"kafka_error": str(err)})
+            return
         if err is not None:
             self.failed += 1
+            self._ticks_failed += 1
             self.last_error = str(err)
             DELIVERY_ERRORS.inc()
             self._unlogged_failures += 1
             if time.monotonic() - self._failures_logged_at >= FAILURE_LOG_INTERVAL_SECONDS:
                 self._log_failures()
             return
-        self.acked += 1
+        self._acked += 1
         TICKS_ACKED.inc()
         if self._ledger is not None:
             record = orjson.loads(msg.value() or b"{}")
@@ -96,52 +130,46 @@ class TickProducer:
         self._unlogged_failures = 0
         self._failures_logged_at = time.monotonic()
 
-    def _on_dlq_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self.failed += 1
-            log.error("dead letter not delivered", extra={"kafka_error": str(err)})
-
-    def _produce(self, topic: str, **kwargs: Any) -> None:
+    def _produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
         while True:
             try:
-                self.producer.produce(topic, **kwargs)
+                self.producer.produce(topic, value, key, headers=headers)
                 return
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room (back-pressure).
                 self.producer.poll(0.05)
 
-    def send(self, records: Iterable[Record]) -> int:
-        """Produce a batch; returns the number of ticks (not dead letters) produced."""
+    def send_wire(self, records: Iterable[WireRecord]) -> int:
+        """Produce a batch of ticks already encoded as (key, value); returns the number of ticks."""
+        produce, topic = self.producer.produce, self.ticks_topic
         ticks = 0
         for record in records:
-            if isinstance(record, Tick):
-                self._produce(
-                    self.ticks_topic,
-                    key=record.symbol.encode(),
-                    value=encode_tick(record),
-                    on_delivery=self._on_tick_delivery,
-                )
-                ticks += 1
-            else:
+            if isinstance(record, BadRecord):
                 self.dead_letter(record)
+                continue
+            key, value = record
+            try:
+                produce(topic, value, key)
+            except BufferError:
+                self._produce(topic, value, key)
+            ticks += 1
+        self.produced += ticks
         TICKS_PRODUCED.inc(ticks)
         self.producer.poll(0)
+        self._sync_acked()
         return ticks
 
     def dead_letter(self, record: BadRecord) -> None:
         DEAD_LETTERS.labels(reason_field(record.reason)).inc()
         key = record.symbol.encode() if record.symbol else None
         self._produce(
-            self.dlq_topic,
-            key=key,
-            value=record.raw,
-            headers=[("error", record.reason.encode()), ("stage", b"ingest")],
-            on_delivery=self._on_dlq_delivery,
+            self.dlq_topic, record.raw, key, headers=[("error", record.reason.encode()), ("stage", b"ingest")]
         )
 
     def close(self, timeout: float = 30.0) -> int:
         """Flush what is queued; returns how many records are still undelivered."""
         remaining = int(self.producer.flush(timeout))
+        self._sync_acked()
         self._log_failures()
         if self._ledger is not None:
             self._ledger.close()
