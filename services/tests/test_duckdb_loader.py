@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import signal
@@ -24,6 +25,7 @@ from marketpulse.sources.synthetic import SyntheticSource
 from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
 from marketpulse.ticks import Tick, encode_tick
+from marketpulse.transform.bronze_objects import BronzeObjectError
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
 
 pytestmark = pytest.mark.s3
@@ -98,6 +100,96 @@ def test_new_objects_load_once_with_their_key_and_reruns_load_nothing(
     assert con.execute(
         "select count(*), count(distinct (producer_id, seq)) from bronze.raw_ticks"
     ).fetchone() == (4000, 4000)
+
+
+def put_raw(client: Minio, bucket: str, first_offset: int, body: bytes, *, compress: bool) -> str:
+    """`body` as-is under the archive key an object starting at `first_offset` would have."""
+    batch = PartitionBatch(0, first_offset, 1_767_623_400_000, 0.0)
+    batch.add(first_offset, b"{}", 0)
+    key = batch.key(compress=compress)
+    client.put_object(bucket, key, io.BytesIO(body), len(body))
+    return key
+
+
+def test_objects_read_one_insert_at_a_time_in_small_chunks_get_exact_manifest_counts(
+    bucket: tuple[Minio, str, S3ObjectStore],
+) -> None:
+    client, name, store = bucket
+    ticks = synthetic(1800)
+    keys = write_objects(client, name, ticks[:1000], per_object=200)
+    keys += write_objects(client, name, ticks[1000:], per_object=400, compress=True, first_offset=1000)
+    con = duckdb.connect()
+    # One object per statement and two objects per transaction: every path through a chunk is taken.
+    loader = DuckDBBronzeLoader(con, store, chunk_objects=2, group_bytes=1)
+
+    assert (loader.load_new().rows, loader.load_new().rows) == (1800, 0)
+
+    manifest = dict(con.execute("select object_key, row_count from bronze._load_manifest").fetchall())
+    assert manifest == dict(zip(keys, [200] * 5 + [400, 400], strict=True))
+    per_key = dict(con.execute("select _object_key, count(*) from bronze.raw_ticks group by 1").fetchall())
+    assert per_key == manifest
+    assert con.execute("select count(distinct (producer_id, seq)) from bronze.raw_ticks").fetchone() == (
+        1800,
+    )
+
+
+BAD_OBJECTS = {
+    "truncated line": (b'{"v":1,"symbol":"AAPL","price":1.5}\n{"v":1,"symbol":\n', False),
+    "price not a number": (b'{"v":1,"symbol":"AAPL","price":"abc"}\n', False),
+    "gzip of broken JSON": (gzip.compress(b'{"v":1,"symbol":"AAPL"\n'), True),
+    "not gzip at all": (b'{"v":1,"symbol":"AAPL"}\n', True),
+}
+
+
+@pytest.mark.parametrize(("body", "compress"), BAD_OBJECTS.values(), ids=BAD_OBJECTS.keys())
+def test_a_malformed_object_fails_its_chunk_with_an_error_naming_its_key_and_loads_nothing(
+    bucket: tuple[Minio, str, S3ObjectStore], body: bytes, compress: bool
+) -> None:
+    client, name, store = bucket
+    ticks = synthetic(1000)
+    write_objects(client, name, ticks[:800], per_object=200)
+    bad = put_raw(client, name, 800, body, compress=compress)
+    con = duckdb.connect()
+    # Objects inserted one statement each: the good ones are in the table when the bad one fails.
+    loader = DuckDBBronzeLoader(con, store, group_bytes=1)
+
+    with pytest.raises(BronzeObjectError) as failure:
+        loader.load_new()
+
+    message = str(failure.value)
+    assert message.startswith(f"bronze object {bad} cannot be loaded"), message
+    assert "marketpulse-load-" not in message, "the temporary download folder leaks into the error"
+    assert "\n" not in message, "DuckDB's hints about read_json options are not the reason"
+    assert con.execute("select count(*) from bronze.raw_ticks").fetchone() == (0,)
+    assert con.execute("select count(*) from bronze._load_manifest").fetchone() == (0,)
+
+    fixed = PartitionBatch(0, 800, 1_767_623_400_000, 0.0)
+    for i, tick in enumerate(ticks[800:]):
+        fixed.add(800 + i, encode_tick(tick), 0)
+    client.put_object(
+        name, bad, io.BytesIO(fixed.body(compress=compress)), len(fixed.body(compress=compress))
+    )
+    assert loader.load_new().rows == 1000
+
+
+def test_an_empty_object_is_recorded_with_zero_rows_and_not_fetched_again(
+    bucket: tuple[Minio, str, S3ObjectStore],
+) -> None:
+    client, name, store = bucket
+    write_objects(client, name, synthetic(300), per_object=300)
+    empty = put_raw(client, name, 300, b"", compress=False)
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = true")
+    loader = DuckDBBronzeLoader(con, store)
+
+    first = loader.load_new()
+    assert (first.objects, first.rows) == (2, 300)
+    assert con.execute(
+        "select row_count from bronze._load_manifest where object_key = ?", [empty]
+    ).fetchall() == [(0,)]
+    assert loader.pending() == []
+    # The loader relaxes insertion order for its own inserts only; the caller's setting comes back.
+    assert con.execute("select current_setting('preserve_insertion_order')").fetchone() == (True,)
 
 
 def test_a_load_killed_mid_transaction_leaves_nothing_and_the_rerun_loads_everything(

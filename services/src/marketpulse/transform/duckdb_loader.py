@@ -1,8 +1,9 @@
 """Bulk-load bronze objects into DuckDB, exactly once, through a load manifest.
 
 The manifest row of an object is inserted in the same transaction as its rows, so a crash
-mid-load leaves neither, and a re-run loads exactly what is missing. Objects are downloaded in
-parallel and read by one `read_json` per chunk: no row-by-row inserts.
+mid-load leaves neither, and a re-run loads exactly what is missing. Per chunk, the objects are
+downloaded in parallel and read by `read_json` as they arrive, several per statement, inside the
+chunk's transaction: fetching overlaps loading, and there are no row-by-row inserts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -19,9 +21,10 @@ from marketpulse.runtime.faults import failpoint
 from marketpulse.storage import ObjectInfo, ObjectStore
 from marketpulse.transform.bronze_objects import (
     LoadResult,
-    download_objects,
+    downloaded_in_groups,
     load_in_chunks,
     pending_objects,
+    read_objects,
     select_raw_ticks_sql,
 )
 
@@ -38,12 +41,14 @@ class DuckDBBronzeLoader:
         schema: str = "bronze",
         chunk_objects: int = 400,
         download_threads: int = 8,
+        group_bytes: int = 64 << 20,
     ) -> None:
         self.con = connection
         self.store = store
         self.schema = _quote(schema)
         self.chunk_objects = chunk_objects
         self.download_threads = download_threads
+        self.group_bytes = group_bytes
 
     def ensure_tables(self) -> None:
         self.con.execute(f"create schema if not exists {self.schema}")
@@ -65,33 +70,65 @@ class DuckDBBronzeLoader:
     def load_new(self) -> LoadResult:
         started = time.perf_counter()
         self.ensure_tables()
-        return load_in_chunks(self.pending(), self.chunk_objects, self._load_chunk, started)
+        with self._unordered_inserts():
+            return load_in_chunks(self.pending(), self.chunk_objects, self._load_chunk, started)
+
+    @contextmanager
+    def _unordered_inserts(self) -> Iterator[None]:
+        """Let DuckDB append in whatever order its threads finish: bronze rows have no order to keep.
+
+        The connection is the caller's, so its setting is put back afterwards.
+        """
+        setting = self.con.execute("select current_setting('preserve_insertion_order')").fetchone()
+        before = bool(setting[0]) if setting else True
+        self.con.execute("set preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            self.con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
 
     def _load_chunk(self, objects: Sequence[ObjectInfo]) -> int:
         with tempfile.TemporaryDirectory(prefix="marketpulse-load-") as scratch:
             root = Path(scratch)
-            paths = download_objects(self.store, objects, root, self.download_threads)
-            # Rows go straight into raw_ticks (no temporary copy of the chunk: 1.2x faster measured);
-            # the manifest counts them back by this chunk's load time, which zone maps confine to it.
             loaded_at = dt.datetime.now(dt.UTC)
+            rows = 0
             self.con.execute("begin transaction")
             try:
-                inserted = self.con.execute(
-                    f"insert into {self.schema}.raw_ticks {select_raw_ticks_sql()}",
-                    [len(str(root)) + 2, loaded_at, [str(p) for p in paths]],
-                ).fetchone()
+                # Closed on the way out, so no download still writes into the folder being removed.
+                with closing(
+                    downloaded_in_groups(self.store, objects, root, self.download_threads, self.group_bytes)
+                ) as groups:
+                    for paths in groups:
+                        rows += self._insert_objects(root, paths, loaded_at)
                 failpoint("transform.mid-load")
-                self.con.execute(
-                    f"""
-                    insert into {self.schema}._load_manifest
-                    select _object_key, count(*), now() from {self.schema}.raw_ticks
-                    where _loaded_at = ? group by _object_key
-                    """,
-                    [loaded_at],
-                )
+                self._write_manifest([info.key for info in objects], loaded_at)
                 self.con.execute("commit")
             except BaseException:
                 self.con.execute("rollback")
                 raise
-            rows = inserted[0] if inserted else 0
-        return int(rows)
+        return rows
+
+    def _insert_objects(self, root: Path, paths: Sequence[Path], loaded_at: dt.datetime) -> int:
+        """Insert the rows of downloaded objects (no temporary copy: 1.2x faster measured)."""
+        insert = f"insert into {self.schema}.raw_ticks {select_raw_ticks_sql()}"
+        inserted = read_objects(self.con, insert, root, paths, loaded_at).fetchone()
+        return int(inserted[0]) if inserted else 0
+
+    def _write_manifest(self, keys: Sequence[str], loaded_at: dt.datetime) -> None:
+        """One manifest row per object of the chunk, counting its rows back by the chunk's load time.
+
+        Zone maps on `_loaded_at` confine the count to this chunk's row groups (about 10 ms per
+        million rows measured). An empty object gets a row too, so it is not fetched again next run.
+        """
+        self.con.execute(
+            f"""
+            insert into {self.schema}._load_manifest
+            select k.key, coalesce(c.rows, 0), now()
+            from unnest(?::varchar[]) as k(key)
+            left join (
+                select _object_key, count(*) as rows from {self.schema}.raw_ticks
+                where _loaded_at = ? group by _object_key
+            ) as c on c._object_key = k.key
+            """,
+            [list(keys), loaded_at],
+        )

@@ -28,6 +28,7 @@ from marketpulse.transform.bronze_objects import (
     download_objects,
     load_in_chunks,
     pending_objects,
+    read_objects,
     select_raw_ticks_sql,
 )
 
@@ -138,10 +139,7 @@ def _to_parquet(root: Path, paths: Sequence[Path], loaded_at: dt.datetime, targe
     """Write the objects' rows to `target` as Parquet; returns rows per object key (0 for an empty object)."""
     counts = {path.relative_to(root).as_posix(): 0 for path in paths}
     with duckdb.connect() as con:
-        con.execute(
-            f"create temp table chunk as {select_raw_ticks_sql()}",
-            [len(str(root)) + 2, loaded_at, [str(p) for p in paths]],
-        )
+        read_objects(con, f"create temp table chunk as {select_raw_ticks_sql()}", root, paths, loaded_at)
         con.execute(f"copy chunk to '{target.as_posix()}' (format parquet, compression snappy)")
         for key, count in con.execute("select _object_key, count(*) from chunk group by 1").fetchall():
             counts[str(key)] = int(count)
