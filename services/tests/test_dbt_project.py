@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
+from marketpulse.transform.main import dbt_command
 from marketpulse.warehouse import DbtRunError, DbtRunResult, run_dbt
 
 UTC = dt.UTC
@@ -519,6 +520,8 @@ class DuckDBRun:
     builds: list[DbtRunResult]
     incremental_gold: dict[str, pd.DataFrame]
     incremental_silver: dict[str, pd.DataFrame]
+    # fct_rejected_ticks_watermark after the incremental runs: how far the rejects have processed.
+    rejects_watermark: pd.DataFrame
     full_refresh_gold: dict[str, pd.DataFrame]
     full_refresh_silver: dict[str, pd.DataFrame]
 
@@ -543,11 +546,12 @@ def duckdb_run(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario) -> 
         "DBT_TARGET_PATH": str(workdir / "target"),
         "DBT_LOG_PATH": str(workdir / "logs"),
     }
-    # Every node (models, data tests, unit tests) on the clean database; models only in between
-    # (keeps the suite fast); models and data tests again once all loads are in, then a full refresh.
+    # Every node (models, data tests, unit tests) on the clean database; in between, the models-only
+    # run of a steady continuous-mode cycle (keeps the suite fast); models and data tests again once
+    # all loads are in, then a full refresh.
     commands = [
         ["build", *VARS_ARGS],
-        ["run", *VARS_ARGS],
+        [*dbt_command(full_build=False), *VARS_ARGS],
         ["build", "--exclude-resource-type", "unit_test", *VARS_ARGS],
     ]
     builds = []
@@ -556,6 +560,7 @@ def duckdb_run(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario) -> 
         builds.append(run_dbt(command, target="duckdb", env=env))
     incremental_gold = read_gold_duckdb(path)
     incremental_silver = {name: read_duckdb(path, sql) for name, sql in SILVER_SQL.items()}
+    rejects_watermark = read_duckdb(path, "select * from silver.fct_rejected_ticks_watermark")
     builds.append(run_dbt(["run", "--full-refresh", *VARS_ARGS], target="duckdb", env=env))
     return DuckDBRun(
         path=path,
@@ -564,6 +569,7 @@ def duckdb_run(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario) -> 
         builds=builds,
         incremental_gold=incremental_gold,
         incremental_silver=incremental_silver,
+        rejects_watermark=rejects_watermark,
         full_refresh_gold=read_gold_duckdb(path),
         full_refresh_silver={name: read_duckdb(path, sql) for name, sql in SILVER_SQL.items()},
     )
@@ -589,7 +595,26 @@ def test_dbt_build_passes_on_duckdb_from_a_clean_database_and_after_each_increme
         "model",
         "test",
     }
-    assert sum(1 for unique_id in clean.statuses if unique_id.startswith("model.")) == 11
+    assert sum(1 for unique_id in clean.statuses if unique_id.startswith("model.")) == 12
+
+
+def test_a_steady_cycle_runs_the_incremental_models_and_leaves_the_views_alone(
+    duckdb_run: DuckDBRun,
+) -> None:
+    steady = duckdb_run.builds[1]
+    ran = {unique_id.rsplit(".", 1)[-1] for unique_id in steady.statuses if unique_id.startswith("model.")}
+    assert ran == {"fct_ticks", "fct_rejected_ticks", "fct_rejected_ticks_watermark", "ohlc_1m", "ohlc_daily"}
+
+
+def test_the_rejects_watermark_covers_every_load_so_loads_without_rejects_are_not_read_again(
+    duckdb_run: DuckDBRun,
+) -> None:
+    # fct_rejected_ticks' own rows only carry the loads that had rejects; its next incremental run
+    # starts after this watermark, which must reach the newest load in silver.
+    watermark = duckdb_run.rejects_watermark["loaded_at"]
+    assert len(watermark) == 1
+    newest_kept = duckdb_run.incremental_silver["fct_ticks"]["loaded_at"].max()
+    assert watermark[0] == newest_kept
 
 
 @pytest.mark.parametrize("table", sorted(GOLD))

@@ -26,8 +26,12 @@ def add_seconds(column: str, seconds: object) -> str:
     return f"{column} + to_seconds({int(str(seconds)) if str(seconds).lstrip('-').isdigit() else 0})"
 
 
-def load_watermark(loaded_at_column: str) -> str:
+def load_watermark(loaded_at_column: str, relation: object = None) -> str:
     return "cast('1970-01-01 00:00:00+00:00' as timestamptz)"
+
+
+def rejected_ticks_watermark() -> str:
+    return "silver.fct_rejected_ticks_watermark"
 
 
 def watchlist() -> list[str]:

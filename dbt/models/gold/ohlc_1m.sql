@@ -9,59 +9,46 @@
 
 with
 
-ticks as (
-
-    select
-        symbol,
-        bar_start,
-        trade_date,
-        event_time,
-        seq,
-        producer_id,
-        price,
-        size,
-        loaded_at
-
-    from {{ ref('fct_ticks') }}
-
-),
-
 {% if is_incremental() -%}
 -- Bars that gained ticks since the last run (late ticks included, whatever their event time)
--- are recomputed whole from silver; the others are left as they are.
+-- are recomputed whole from silver; the others are left as they are. Both CTEs read silver
+-- directly rather than one shared CTE, which DuckDB would materialise in full: here the load-time
+-- filter skips old row groups, and the join's key range skips the blocks of bars not changed.
 changed_bars as (
 
     select distinct
         symbol,
         bar_start
 
-    from ticks
+    from {{ ref('fct_ticks') }}
 
     where loaded_at > {{ marketpulse.load_watermark('last_loaded_at') }}
 
 ),
 
+{% endif -%}
 bar_ticks as (
 
-    select ticks.*
+    select
+        ticks.symbol,
+        ticks.bar_start,
+        ticks.trade_date,
+        ticks.event_time,
+        ticks.seq,
+        ticks.producer_id,
+        ticks.price,
+        ticks.size,
+        ticks.loaded_at
 
-    from ticks
-
+    from {{ ref('fct_ticks') }} as ticks
+    {% if is_incremental() -%}
     inner join changed_bars
         on
             ticks.symbol = changed_bars.symbol
             and ticks.bar_start = changed_bars.bar_start
-
+    {% endif %}
 ),
 
-{% else -%}
-bar_ticks as (
-
-    select * from ticks
-
-),
-
-{% endif -%}
 ordered as (
 
     select

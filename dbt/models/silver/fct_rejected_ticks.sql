@@ -10,7 +10,9 @@
 {#- Every raw row that did not become a silver tick, with the reason. Together with fct_ticks it
     accounts for every raw row exactly once. Increments recompute whole loaded objects, keyed by
     (object_key, loaded_at), so reprocessing an object replaces its rejects instead of adding to them.
-    fct_ticks is read only in incremental runs; the depends_on line keeps it a parent in every run. #}
+    fct_ticks is read only in incremental runs; the depends_on line keeps it a parent in every run.
+    Its rows do not record loads without rejects, so its progress is kept in
+    fct_rejected_ticks_watermark (a child: referenced by name, not ref(), which would be a cycle). #}
 
 -- depends_on: {{ ref('fct_ticks') }}
 
@@ -43,7 +45,7 @@ batch as (
     select * from validated
     {%- if is_incremental() %}
 
-    where loaded_at > {{ marketpulse.load_watermark('loaded_at') }}
+    where loaded_at > {{ marketpulse.load_watermark('loaded_at', marketpulse.rejected_ticks_watermark()) }}
     {%- endif %}
 
 ),

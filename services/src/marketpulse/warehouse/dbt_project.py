@@ -1,14 +1,16 @@
 """Run the MarketPulse dbt project in-process, through dbt's programmatic runner.
 
 A long-lived transform process calls `run_dbt(["build"], target="duckdb", env={...})` once per
-cycle: in-process invocations skip the interpreter start and reuse dbt's partial parse, which is
-what makes a one-minute transform schedule affordable. dbt keeps global state (flags, adapters,
-the environment it reads with `env_var()`), so invocations are serialised by a lock, and `env`
-overlays the process environment only while one runs.
+cycle: in-process invocations skip the interpreter start, and the project is parsed once per
+process: the parsed manifest is kept and handed to later invocations with the same project files,
+target, vars and environment, so that a steady cycle pays for its SQL, not for reading the project.
+dbt keeps global state (flags, adapters, the environment it reads with `env_var()`), so invocations
+are serialised by a lock, and `env` overlays the process environment only while one runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -29,6 +31,13 @@ _FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 _lock = threading.Lock()
+# Parsed manifests by what the parse read (see _manifest_key); a process holds one or two.
+_manifests: dict[str, Any] = {}
+# Environment variables the project reads with env_var() (profiles.yml, dbt_project.yml) or that set
+# dbt's own flags: a change to any of them calls for a new parse.
+_PARSE_ENV_PREFIXES = ("MARKETPULSE_", "SNOWFLAKE_", "DBT_")
+# Commands that run against a parsed project and so can be handed a kept manifest.
+_MANIFEST_COMMANDS = frozenset({"build", "run", "test", "compile", "seed", "snapshot", "list", "ls", "show"})
 
 
 class DbtProjectNotFoundError(FileNotFoundError):
@@ -128,8 +137,13 @@ def run_dbt(
     target: str,
     env: Mapping[str, str],
     project_dir: Path | None = None,
+    reuse_manifest: bool = True,
 ) -> DbtRunResult:
     """Run one dbt command (e.g. `["build"]`, `["run", "--full-refresh"]`) against `target`.
+
+    With `reuse_manifest` (the default), commands that run nodes (build, run, test, ...) use a
+    manifest parsed at most once per process for the same project files, target, `--vars` and
+    environment; without it dbt parses the project (partially) on every call.
 
     `env` holds the settings the project reads with `env_var()` (DuckDB path, Snowflake account,
     schema names); it overlays the process environment for this invocation only. On DuckDB the
@@ -155,7 +169,13 @@ def run_dbt(
 
         started = time.monotonic()
         try:
-            outcome = dbtRunner().invoke(command)
+            if reuse_manifest and args and args[0] in _MANIFEST_COMMANDS:
+                runner = dbtRunner(manifest=_parsed_manifest(directory, target, args))
+            else:
+                runner = dbtRunner()
+            outcome = runner.invoke(command)
+        except DbtRunError as exc:
+            raise DbtRunError([*args, "--target", target], exc.failures, exc.cause) from None
         finally:
             if target == "duckdb":
                 _release_duckdb()
@@ -172,6 +192,62 @@ def run_dbt(
         timings=timings,
         raw=outcome.result,
     )
+
+
+def _parsed_manifest(directory: Path, target: str, args: Sequence[str]) -> Any:
+    """The manifest for this project, target and vars: parsed on first use, then kept."""
+    from dbt.cli.main import dbtRunner
+
+    vars_args = _vars_args(args)
+    key = _manifest_key(directory, target, vars_args)
+    manifest = _manifests.get(key)
+    if manifest is None:
+        parse = [
+            "parse",
+            *vars_args,
+            "--project-dir",
+            str(directory),
+            "--profiles-dir",
+            str(directory),
+            "--target",
+            target,
+        ]
+        outcome = dbtRunner().invoke(parse)
+        if not outcome.success or outcome.result is None:
+            _, _, failures = _summarise(outcome.result)
+            raise DbtRunError(parse, failures, outcome.exception)
+        manifest = outcome.result
+        _manifests.clear()  # an older manifest is for files or settings that have since changed
+        _manifests[key] = manifest
+    return manifest
+
+
+def _vars_args(args: Sequence[str]) -> list[str]:
+    """The `--vars` of a command line, as arguments for `dbt parse` (vars shape the parsed project)."""
+    found: list[str] = []
+    for position, arg in enumerate(args):
+        if arg == "--vars" and position + 1 < len(args):
+            found = ["--vars", args[position + 1]]
+        elif arg.startswith("--vars="):
+            found = [arg]
+    return found
+
+
+def _manifest_key(directory: Path, target: str, vars_args: Sequence[str]) -> str:
+    """A digest of what a parse depends on: project files (path, size, mtime), target, vars and
+    environment (digested, so that secrets such as SNOWFLAKE_PASSWORD are not kept in the key)."""
+    files: list[str] = []
+    for root, folders, names in os.walk(directory):
+        # dbt's own output (target/, logs/) and installed packages are not project sources.
+        folders[:] = sorted(f for f in folders if f not in {"target", "logs", "dbt_packages"})
+        for name in sorted(names):
+            stat = (Path(root) / name).stat()
+            files.append(f"{Path(root, name).relative_to(directory)}:{stat.st_size}:{stat.st_mtime_ns}")
+    environment = sorted(
+        f"{name}={value}" for name, value in os.environ.items() if name.startswith(_PARSE_ENV_PREFIXES)
+    )
+    parts = (str(directory), target, *vars_args, *environment, *files)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _summarise(result: Any) -> tuple[dict[str, str], dict[str, float], list[DbtNodeFailure]]:
