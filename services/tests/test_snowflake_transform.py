@@ -35,6 +35,7 @@ from marketpulse.sources.synthetic import SyntheticSource
 from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
 from marketpulse.ticks import Tick, encode_tick
+from marketpulse.transform.bronze_objects import BronzeObjectError
 from marketpulse.transform.settings import TransformSettings
 from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
 
@@ -165,6 +166,34 @@ def test_new_objects_plain_and_gz_load_once_with_their_keys_and_reruns_load_noth
     assert warehouse.query(
         "select count(*), count(distinct producer_id || ':' || seq) from bronze.raw_ticks"
     ) == [(4000, 4000)]
+
+
+def test_a_broken_object_fails_the_load_naming_its_key_and_loads_nothing_until_it_is_fixed(
+    bucket: Bucket, warehouse: Warehouse
+) -> None:
+    ticks = synthetic(1500)
+    keys = write_objects(bucket.client, bucket.name, ticks, per_object=500)
+    broken_key = keys[1]
+    good = bucket.client.get_object(bucket.name, broken_key).read()
+    truncated = good[: len(good) // 2]  # a line cut in the middle, as a half-written upload would leave
+    bucket.client.put_object(bucket.name, broken_key, io.BytesIO(truncated), len(truncated))
+
+    with warehouse.connect() as con, pytest.raises(BronzeObjectError) as refused:
+        SnowflakeBronzeLoader(con, bucket.store, chunk_objects=10).load_new()
+    message = str(refused.value)
+    counts = warehouse.query(
+        "select (select count(*) from bronze.raw_ticks), (select count(*) from bronze._load_manifest)"
+    )
+
+    bucket.client.put_object(bucket.name, broken_key, io.BytesIO(good), len(good))
+    with warehouse.connect() as con:
+        rerun = SnowflakeBronzeLoader(con, bucket.store, chunk_objects=10).load_new()
+
+    assert message.startswith(f"bronze object {broken_key} cannot be loaded (expected NDJSON ticks): ")
+    assert "\n" not in message  # one line
+    assert "marketpulse-load" not in message  # no scratch path
+    assert counts == [(0, 0)]
+    assert (rerun.objects, rerun.rows) == (3, 1500)
 
 
 def test_a_load_killed_between_copy_and_commit_leaves_nothing_and_the_rerun_loads_exactly_once(
