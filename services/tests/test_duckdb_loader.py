@@ -227,8 +227,19 @@ def test_a_load_killed_mid_transaction_leaves_nothing_and_the_rerun_loads_everyt
     )
 
 
+@pytest.mark.parametrize(
+    ("build_interval", "later"),
+    [
+        ("3600", "run"),  # within the build interval: models only
+        ("0", "run+test"),  # a periodic test pass: every model, publish, then the tests
+    ],
+)
 def test_continuous_mode_builds_first_then_runs_models_for_new_objects_and_skips_idle_cycles(
-    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server, tmp_path: Path
+    bucket: tuple[Minio, str, S3ObjectStore],
+    s3_server: S3Server,
+    tmp_path: Path,
+    build_interval: str,
+    later: str,
 ) -> None:
     client, name, _ = bucket
     ticks = synthetic(3000)
@@ -242,7 +253,7 @@ def test_continuous_mode_builds_first_then_runs_models_for_new_objects_and_skips
         "MARKETPULSE_DUCKDB_PATH": str(database),
         "MARKETPULSE_TRANSFORM_MODE": "continuous",
         "MARKETPULSE_TRANSFORM_INTERVAL_SECONDS": "0.5",
-        "MARKETPULSE_TRANSFORM_BUILD_INTERVAL_SECONDS": "3600",
+        "MARKETPULSE_TRANSFORM_BUILD_INTERVAL_SECONDS": build_interval,
         "MARKETPULSE_METRICS_PORT": "0",
         "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
         "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
@@ -269,7 +280,7 @@ def test_continuous_mode_builds_first_then_runs_models_for_new_objects_and_skips
     try:
         wait_for(lambda: any(c["dbt"] == "skipped" for c in cycles()), "an idle cycle after the first")
         write_objects(client, name, ticks[2000:], per_object=1000, first_offset=2000)
-        wait_for(lambda: any(c["dbt"] == "run" for c in cycles()), "a models-only cycle for the new object")
+        wait_for(lambda: any(c["dbt"] == later for c in cycles()), f"a {later} cycle for the new object")
     finally:
         transform.send_signal(signal.SIGTERM)
         code = transform.wait(timeout=120)
@@ -277,8 +288,12 @@ def test_continuous_mode_builds_first_then_runs_models_for_new_objects_and_skips
 
     done = cycles()
     assert (done[0]["dbt"], done[0]["rows"]) == ("build", 2000)
-    models_only = next(c for c in done if c["dbt"] == "run")
+    models_only = next(c for c in done if c["dbt"] == later)
     assert models_only["rows"] == 1000
+    stages = models_only["seconds"]
+    assert isinstance(stages, dict)
+    # Tests run only on the test pass, and after gold was published (stages are logged in order).
+    assert list(stages)[-2:] == (["publish", "dbt_test"] if later == "run+test" else ["dbt", "publish"])
     assert {c["dbt"] for c in done if c["rows"] == 0} == {"skipped"}
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("select count(*) from silver.fct_ticks").fetchone() == (3000,)

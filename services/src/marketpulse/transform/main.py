@@ -2,8 +2,9 @@
 
 `once` (the CronJob) runs one cycle with a full `dbt build` and exits non-zero if any stage failed;
 `continuous` loops every interval, counting and logging failed cycles without exiting, until
-SIGTERM. In continuous mode most cycles run `dbt run` (models only, what keeps tick→gold short) and
-one cycle every `transform_build_interval_seconds` runs the full `dbt build` with every test.
+SIGTERM. In continuous mode most cycles run `dbt run` (models only, what keeps tick→gold short); the
+first cycle runs the full `dbt build`, and one cycle every `transform_build_interval_seconds` runs
+every model, publishes gold, then runs every test.
 
 The warehouse is DuckDB (a file this process alone writes; gold is published as Parquet for the
 dashboard) or Snowflake (PUT + COPY INTO; the dashboard queries the gold schema directly).
@@ -96,13 +97,23 @@ def dbt_command(full_build: bool) -> list[str]:
 
 
 def run_cycle(
-    settings: TransformSettings, store: ObjectStore, *, full_build: bool = True, skip_if_idle: bool = False
+    settings: TransformSettings,
+    store: ObjectStore,
+    *,
+    full_build: bool = True,
+    skip_if_idle: bool = False,
+    test_after_publish: bool = False,
 ) -> CycleResult:
     """Load, then `dbt build` (models and tests) or, with `full_build=False`, `dbt run` (models only).
 
     With `skip_if_idle`, a cycle that loads no new object skips dbt: the caller passes it only when
     the last cycle's dbt succeeded, so silver and gold already reflect every loaded row. Gold is
     still published, so its manifest keeps telling the dashboard that the transform is alive.
+
+    With `test_after_publish`, a full build runs the models, publishes gold, and only then runs
+    dbt's tests: a periodic test pass in continuous mode then does not hold back fresh gold for the
+    length of the tests (steady cycles publish untested models anyway). A failing test still fails
+    the cycle.
     """
     seconds: dict[str, float] = {}
 
@@ -112,17 +123,19 @@ def run_cycle(
     ROWS_LOADED.inc(load.rows)
 
     failpoint("transform.before-dbt")
+    dbt_vars = {
+        "watchlist": settings.watchlist,
+        "bronze_schema": settings.bronze_schema,
+        "gold_schema": settings.gold_schema,
+    }
+    vars_args = ["--vars", json.dumps(dbt_vars)]
     command = "skipped"
     if not (skip_if_idle and load.objects == 0):
         started = time.perf_counter()
-        dbt_vars = {
-            "watchlist": settings.watchlist,
-            "bronze_schema": settings.bronze_schema,
-            "gold_schema": settings.gold_schema,
-        }
-        command = "build" if full_build else "run"
+        test_later = full_build and test_after_publish
+        command = "run+test" if test_later else "build" if full_build else "run"
         run_dbt(
-            [*dbt_command(full_build), "--vars", json.dumps(dbt_vars)],
+            [*dbt_command(full_build and not test_later), *vars_args],
             target=settings.warehouse,
             env=dbt_env(settings),
         )
@@ -135,6 +148,12 @@ def run_cycle(
         with duckdb.connect(str(settings.duckdb_path.resolve())) as con:
             gold_rows = publish_gold(con, store, settings.gold_schema)
         seconds["publish"] = time.perf_counter() - started
+    if command == "run+test":
+        started = time.perf_counter()
+        try:
+            run_dbt(["test", *vars_args], target=settings.warehouse, env=dbt_env(settings))
+        finally:
+            seconds["dbt_test"] = time.perf_counter() - started
     for stage, value in seconds.items():
         STAGE_SECONDS.labels(stage).observe(value)
     return CycleResult(load.objects, load.rows, gold_rows, seconds, command)
@@ -160,11 +179,14 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             or time.monotonic() - last_build >= settings.transform_build_interval_seconds
         )
         try:
+            continuous = settings.transform_mode == "continuous"
             result = run_cycle(
                 settings,
                 store,
                 full_build=full_build,
-                skip_if_idle=settled and settings.transform_mode == "continuous",
+                skip_if_idle=settled and continuous,
+                # The first build creates the views and gates gold on the tests; later ones need not wait.
+                test_after_publish=continuous and last_build is not None,
             )
         except Exception as exc:  # a failed cycle is reported; continuous mode tries again next interval
             RUNS.labels("failure").inc()
@@ -178,7 +200,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             LAST_SUCCESS.set_to_current_time()
             last_ok[0] = True
             settled = True
-            if result.dbt_command == "build":
+            if result.dbt_command in ("build", "run+test"):
                 last_build = time.monotonic()
             log.info(
                 "transform cycle done",
