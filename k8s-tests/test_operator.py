@@ -464,16 +464,14 @@ def test_a_topic_reported_ready_reaches_the_pipeline_status_without_waiting_for_
             cluster.objects.patch_namespaced_custom_object_status(
                 "kafka.strimzi.io", "v1", namespace, "kafkatopics", topic["metadata"]["name"], ready
             )
-        started = time.monotonic()
+        # Within _wait_status's 20 s: the periodic reconcile is an hour away.
         topics_ready = _wait_status(
             cluster, namespace, "demo", lambda p: condition(p, "Topics").get("status") == "True", "Topics"
         )
-        waited = time.monotonic() - started
 
     assert condition(first, "Topics")["reason"] == "WaitingForTopicOperator"
     assert condition(topics_ready, "Topics")["reason"] == "TopicsReady"
     assert len(listed["items"]) == 3
-    assert waited < 20, f"took {waited:.1f} s"  # the periodic reconcile is an hour away
 
 
 def test_a_deleted_deployment_is_put_back_without_waiting_for_the_periodic_reconcile(

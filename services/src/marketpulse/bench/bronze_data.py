@@ -12,20 +12,11 @@ from marketpulse.archive.batching import object_key
 from marketpulse.sources.synthetic import SyntheticSource
 from marketpulse.storage import ObjectStore
 from marketpulse.ticks import Tick, encode_tick
+from marketpulse.transform.bronze_objects import RAW_TICKS_COLUMNS
 
 # The bronze NDJSON fields and their DuckDB types, as the loader reads them; the baselines and the
 # ceiling read the same columns so that they do the same work.
-BRONZE_COLUMNS = {
-    "symbol": "VARCHAR",
-    "price": "DOUBLE",
-    "size": "BIGINT",
-    "event_time": "TIMESTAMPTZ",
-    "ingest_time": "TIMESTAMPTZ",
-    "source": "VARCHAR",
-    "producer_id": "VARCHAR",
-    "seq": "BIGINT",
-    "v": "INTEGER",
-}
+BRONZE_COLUMNS = RAW_TICKS_COLUMNS
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "SPY"]
 PARTITIONS = 3
 
