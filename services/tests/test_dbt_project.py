@@ -657,6 +657,46 @@ def test_incremental_loads_give_the_same_silver_as_a_full_refresh(duckdb_run: Du
     )
 
 
+def test_incremental_rejects_match_a_full_refresh_for_loads_with_and_without_duplicates(
+    tmp_path: Path, scenario: Scenario
+) -> None:
+    # fct_rejected_ticks looks for duplicates only when the new valid rows outnumber the ticks
+    # fct_ticks kept from them: a load of new ticks and one bad row (no duplicates), then a load
+    # that re-delivers a tick, must both give what a full refresh gives.
+    path = tmp_path / "warehouse.duckdb"
+    env = {
+        "MARKETPULSE_DUCKDB_PATH": str(path),
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_LOG_PATH": str(tmp_path / "logs"),
+    }
+    first = [row for row in scenario.batches[0] if row["_object_key"].startswith("bronze/ticks/dt=")]
+    newest = max(row["_loaded_at"] for row in first)
+    fresh = _place(
+        [{**row, "seq": row["seq"] + 1_000_000} for row in first[:50]]
+        + [{**first[50], "seq": 2_000_000, "price": -1.0}],
+        "bronze/ticks/fresh/1.ndjson",
+        newest + dt.timedelta(minutes=1),
+    )
+    redelivered = _place([dict(first[7])], "bronze/ticks/fresh/2.ndjson", newest + dt.timedelta(minutes=2))
+    load_duckdb(path, first)
+    run_dbt(["build", "--exclude-resource-type", "unit_test", *VARS_ARGS], target="duckdb", env=env)
+    for batch in (fresh, redelivered):
+        load_duckdb(path, batch)
+        run_dbt([*dbt_command(full_build=False), *VARS_ARGS], target="duckdb", env=env)
+    incremental = read_duckdb(path, SILVER_SQL["fct_rejected_ticks"])
+    run_dbt(["run", "--full-refresh", *VARS_ARGS], target="duckdb", env=env)
+    refreshed = read_duckdb(path, SILVER_SQL["fct_rejected_ticks"])
+
+    def rejects(frame: pd.DataFrame) -> list[tuple[str, str, int]]:
+        return sorted(zip(frame["object_key"], frame["reject_reason"], frame["seq"], strict=True))
+
+    assert rejects(incremental) == [
+        ("bronze/ticks/fresh/1.ndjson", "non_positive_price", 2_000_000),
+        ("bronze/ticks/fresh/2.ndjson", "duplicate", first[7]["seq"]),
+    ]
+    assert rejects(incremental) == rejects(refreshed)
+
+
 @pytest.mark.parametrize("table", sorted(GOLD))
 def test_gold_tables_equal_an_independent_pandas_computation(duckdb_run: DuckDBRun, table: str) -> None:
     key, exact, approx = GOLD[table]

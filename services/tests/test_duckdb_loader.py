@@ -27,6 +27,7 @@ from marketpulse.storage.s3 import minio_client
 from marketpulse.ticks import Tick, encode_tick
 from marketpulse.transform.bronze_objects import BronzeObjectError
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+from marketpulse.transform.main import next_cycle_delay
 
 pytestmark = pytest.mark.s3
 
@@ -299,3 +300,13 @@ def test_continuous_mode_builds_first_then_runs_models_for_new_objects_and_skips
         assert con.execute("select count(*) from silver.fct_ticks").fetchone() == (3000,)
     published = orjson.loads(client.get_object(name, "gold/_manifest.json").read())
     assert published["rows"]["ohlc_1m"] > 0
+
+
+def test_the_transform_interval_is_counted_from_the_start_of_the_last_cycle() -> None:
+    now = time.monotonic()
+    # A cycle that began 10 s ago on a 60 s interval: the next one starts 50 s from now, not 60.
+    assert 49.0 < next_cycle_delay(60.0, now - 10.0, succeeded=True) <= 50.0
+    # One that took longer than the interval is followed at once.
+    assert next_cycle_delay(1.0, now - 5.0, succeeded=True) == 0.0
+    # A failed cycle waits the whole interval, however long it took, so it is not retried in a loop.
+    assert next_cycle_delay(1.0, now - 5.0, succeeded=False) == 1.0

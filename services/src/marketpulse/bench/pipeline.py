@@ -22,7 +22,8 @@ Each run renders the pipeline's workloads from a StockPipeline exactly as the lo
 
 Observing costs a little: ingest's metrics are scraped every half second and the broker answers an
 offsets query every second; both are inside the CPU figures. The transform runs continuously with
-a 1 s pause between cycles (the shortest the spec allows), so tick→gold is bounded by its cycles.
+a cycle started every second, or at once after a longer one (the shortest interval the spec allows),
+so tick→gold is bounded by its cycles.
 
 Ceiling: Kafka's ProducerPerformance/ConsumerPerformance with the same records, on the same broker.
 Floor: a naive archiver (auto-commit, one S3 object per tick) draining the as-fast-as-possible topic;

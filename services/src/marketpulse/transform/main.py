@@ -1,10 +1,10 @@
 """`marketpulse transform`: load new bronze objects, `dbt build` silver and gold, publish gold.
 
 `once` (the CronJob) runs one cycle with a full `dbt build` and exits non-zero if any stage failed;
-`continuous` loops every interval, counting and logging failed cycles without exiting, until
-SIGTERM. In continuous mode most cycles run `dbt run` (models only, what keeps tick→gold short); the
-first cycle runs the full `dbt build`, and one cycle every `transform_build_interval_seconds` runs
-every model, publishes gold, then runs every test.
+`continuous` starts a cycle every interval (at once when the last one took longer), counting and
+logging failed cycles without exiting, until SIGTERM. In continuous mode most cycles run `dbt run`
+(models only, what keeps tick→gold short); the first cycle runs the full `dbt build`, and one cycle
+every `transform_build_interval_seconds` runs every model, publishes gold, then runs every test.
 
 The warehouse is DuckDB (a file this process alone writes; gold is published as Parquet for the
 dashboard) or Snowflake (PUT + COPY INTO; the dashboard queries the gold schema directly).
@@ -173,6 +173,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
     # Whether silver and gold reflect every loaded row (the last cycle's dbt succeeded).
     settled = False
     while True:
+        cycle_started = time.monotonic()
         full_build = (
             settings.transform_mode == "once"
             or last_build is None
@@ -214,5 +215,16 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             )
             if settings.transform_mode == "once":
                 return 0
-        if shutdown.wait(settings.transform_interval_seconds):
+        if shutdown.wait(next_cycle_delay(settings.transform_interval_seconds, cycle_started, last_ok[0])):
             return 0
+
+
+def next_cycle_delay(interval: float, cycle_started: float, succeeded: bool) -> float:
+    """How long to wait before the next cycle: the interval is a period counted from the start of the
+    last cycle, not a pause after it, so waiting adds nothing to a cycle that already took the
+    interval or longer (the next starts at once) and new objects wait for a load no longer than
+    they must. After a failure the whole interval is waited, so a failure that takes longer than
+    the interval is not retried in a tight loop."""
+    if not succeeded:
+        return interval
+    return max(0.0, cycle_started + interval - time.monotonic())

@@ -418,7 +418,9 @@ class TransformSpec(ApiModel):
         default=None, description="IANA time zone of the schedule; unset means the controller manager's."
     )
     interval_seconds: Annotated[Integer, Field(ge=1, le=3600)] = Field(
-        default=30, description="Pause between runs (continuous mode)."
+        default=30,
+        description="Seconds from the start of one run to the start of the next (continuous mode); a run that"
+        " takes longer is followed at once.",
     )
 
 
