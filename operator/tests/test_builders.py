@@ -104,6 +104,19 @@ def test_pods_meet_the_restricted_pod_security_standard() -> None:
         assert container["image"] == "img:1"
 
 
+def test_a_workload_that_dies_at_start_up_leaves_its_last_log_lines_as_its_termination_message() -> None:
+    # The operator reports that message in the pipeline's condition (podhealth).
+    workloads = {**render(pipeline()), **render(pipeline("direct-topics"))}
+    assert {"Deployment/fx-lab-transform", "CronJob/demo-transform", "Deployment/demo-ingest"} <= set(
+        workloads
+    )
+    for key, child in workloads.items():
+        if child["kind"] not in ("Deployment", "CronJob"):
+            continue
+        for container in pod_of(child)["containers"]:
+            assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", key
+
+
 def test_only_transform_mounts_the_duckdb_volume() -> None:
     mounting = [
         key

@@ -64,6 +64,9 @@ def build_pod_template(
         "ports": [{"name": p.name, "containerPort": p.port, "protocol": "TCP"} for p in workload.ports],
         "resources": workload.resources.manifest(),
         "securityContext": build_container_security_context(),
+        # A process that dies at start-up leaves its last log lines as the termination message,
+        # which the operator reports in the pipeline's condition (see podhealth).
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,
     }
     if workload.ports:
