@@ -92,3 +92,27 @@ def test_a_quotes_object_that_is_not_a_snapshot_is_named_in_the_error() -> None:
     assert freshness_from_quotes(b'{"quotes": {"AAPL": {"time": "yesterday"}}}', ["AAPL"]) == [
         {"symbol": "AAPL"}
     ]
+
+
+def test_a_concern_that_breaks_while_it_was_still_on_its_way_is_a_transition_worth_an_event() -> None:
+    provisioning = {**ALL_OK, "Ingest": Check.failed("Unavailable", "0/1 replicas available")}
+    first = summarize(Observed(provisioning, NOW), 1)
+    crashing = {
+        **ALL_OK,
+        "Ingest": Check.failed("CrashLoopBackOff", "pod p: container ingest keeps crashing"),
+    }
+    broken = summarize(Observed(crashing, NOW, previous=first["conditions"]), 1)
+    pulling = {**ALL_OK, "Ingest": Check.failed("ImagePullBackOff", "pod p: container ingest: back-off")}
+    still_broken = summarize(Observed(pulling, NOW, previous=broken["conditions"]), 1)
+    recovering = summarize(Observed(provisioning, NOW, previous=still_broken["conditions"]), 1)
+
+    assert broken["phase"] == "Degraded"
+    assert [c["reason"] for c in transitions(first["conditions"], broken["conditions"])] == [
+        "CrashLoopBackOff",
+        "CrashLoopBackOff",  # Ready: from Provisioning to the broken concern's reason
+    ]
+    assert [c["type"] for c in transitions(broken["conditions"], still_broken["conditions"])] == []
+    assert [c["type"] for c in transitions(still_broken["conditions"], recovering["conditions"])] == [
+        "Ingest",
+        "Ready",
+    ]

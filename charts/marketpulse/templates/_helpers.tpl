@@ -139,6 +139,10 @@ marketpulse.operator.rbac.CLUSTER_RULES; a test keeps them equal.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# Application: the pods of its workloads, watched to say in the status why they cannot run; read only.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* The operator's pod spec (one place, used by the Deployment). */}}

@@ -20,10 +20,11 @@ from marketpulse.operator.api import GROUP, PLURAL, VERSION
 from marketpulse.operator.debounce import Debouncer
 from marketpulse.operator.kube import STRIMZI_GROUP, KubeApi, KubeError, Ref, load_configuration
 from marketpulse.operator.metrics import API_WRITES, DURATION, ERRORS, RECONCILES, PhaseBook
+from marketpulse.operator.podhealth import pod_problem
 from marketpulse.operator.reconcile import Outcome, Runtime, cleanup, reconcile
 from marketpulse.operator.settings import OperatorSettings
-from marketpulse.operator.status import PROGRESSING, summarize, transitions
-from marketpulse.workloads.names import LABEL_MANAGED_BY, MANAGED_BY
+from marketpulse.operator.status import healthy, summarize, transitions
+from marketpulse.workloads.names import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 
 FINALIZER = "marketpulse.io/cleanup"
 ANNOTATION_PREFIX = "marketpulse.io"
@@ -32,6 +33,9 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 KIND = "StockPipeline"
 log = logging.getLogger(__name__)
 STATUS_KEYS = ("observedGeneration", "phase", "conditions", "topics", "bucket", "dashboardUrl", "freshness")
+# Pods remembered as being in trouble (uid -> hash of the diagnosis), at most this many.
+MAX_TRACKED_PODS = 50_000
+Pipeline = tuple[str, str]  # (namespace, name)
 
 
 @dataclass
@@ -40,7 +44,9 @@ class OperatorState:
     runtime: Runtime | None = None
     phases: PhaseBook = field(default_factory=PhaseBook)
     metrics_server: Any = None
-    refresher: Debouncer[tuple[str, str, str]] | None = None
+    refresher: Debouncer[Pipeline] | None = None
+    # Pods whose last diagnosis was a problem: a pod notifies its pipeline only when this changes.
+    troubled_pods: dict[str, int] = field(default_factory=dict)
 
     def require_runtime(self) -> Runtime:
         if self.runtime is None:
@@ -48,14 +54,14 @@ class OperatorState:
         return self.runtime
 
 
-def _handled_and_current(body: Mapping[str, Any] | None, uid: str) -> bool:
-    """Still the same pipeline, not being deleted, and with no spec change waiting for its handler
-    (that handler writes the status itself)."""
+def _handled_and_current(body: Mapping[str, Any] | None) -> bool:
+    """Not being deleted, and with no spec change waiting for its handler (that handler writes the
+    status itself)."""
     if body is None:
         return False
     meta = body.get("metadata", {})
     observed = (body.get("status") or {}).get("observedGeneration")
-    return meta.get("uid") == uid and not meta.get("deletionTimestamp") and observed == meta.get("generation")
+    return not meta.get("deletionTimestamp") and observed == meta.get("generation")
 
 
 def status_changes(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,25 +80,42 @@ def status_update(
     return previous, status, status_changes(previous, status)
 
 
-def _owners(body: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(namespace, name, uid) of each StockPipeline that owns this object."""
+def _owners(body: Mapping[str, Any]) -> list[Pipeline]:
+    """(namespace, name) of each StockPipeline that owns this object."""
     meta = body.get("metadata", {})
     return [
-        (meta.get("namespace", ""), owner["name"], owner["uid"])
+        (meta.get("namespace", ""), owner["name"])
         for owner in meta.get("ownerReferences") or []
         if owner.get("kind") == KIND and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/")
     ]
 
 
+def pod_diagnosis_changed(troubled: dict[str, int], event: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
+    """Record what `pod_problem` says about `pod` after `event`; True when that changed.
+
+    Only pods in trouble are remembered, so healthy pods cost nothing and a pod's routine status
+    updates (started, ready) reconcile nothing here: its Deployment's status brings those.
+    """
+    uid = str((pod.get("metadata") or {}).get("uid", ""))
+    problem = None if event.get("type") == "DELETED" else pod_problem(pod)
+    now = None if problem is None else hash((problem.reason, problem.message))
+    before = troubled.pop(uid, None)
+    if now is not None:
+        if len(troubled) >= MAX_TRACKED_PODS:  # bounded memory, whatever pods a namespace holds
+            troubled.pop(next(iter(troubled)))
+        troubled[uid] = now
+    return now != before
+
+
 def _emit_events(body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-    """An Event per condition that changed status and per phase change: the moments people look for."""
+    """An Event per condition that changed status or broke, and per phase change: the moments people
+    look for."""
     for condition in transitions(previous.get("conditions", []), status["conditions"]):
         if condition["type"] == "Ready":
             continue
-        healthy = condition["status"] == "True" or condition["reason"] in PROGRESSING
         kopf.event(
             cast(kopf.Body, body),
-            type="Normal" if healthy else "Warning",
+            type="Normal" if healthy(condition) else "Warning",
             reason=condition["reason"],
             message=f"{condition['type']}: {condition['message']}"[:1024],
         )
@@ -136,6 +159,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         )
         # Log lines stay logs; Events are posted on purpose (transitions, errors) via kopf.event.
         settings.posting.level = logging.WARNING
+        # The API server filters pods, so the operator never receives pods that are not its own.
+        settings.watching.label_selectors["v1", "pods"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 16
         kube = KubeApi(load_configuration(state.settings.kubeconfig))
@@ -202,23 +227,26 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             _emit_events(body, previous, status)
         state.phases.set(body["metadata"]["uid"], status["phase"])
 
-    async def refresh_from_children(key: tuple[str, str, str]) -> None:
-        """A child changed (a controller wrote its status, or someone edited or deleted it):
-        reconcile its pipeline now, not at the next periodic reconcile, and write what changed."""
-        namespace, name, uid = key
+    async def refresh_from_children(key: Pipeline) -> None:
+        """A child changed (a controller wrote its status, someone edited or deleted it, or one of
+        its pods got into or out of trouble): reconcile its pipeline now, not at the next periodic
+        reconcile, and write what changed."""
+        namespace, name = key
         runtime = state.runtime
         if runtime is None:
             return
         ref = Ref(f"{GROUP}/{VERSION}", KIND, namespace, name)
-        if not _handled_and_current(await runtime.kube.get(ref), uid):
+        first = await runtime.kube.get(ref)
+        if first is None or not _handled_and_current(first):
             return
+        uid = first["metadata"]["uid"]
         RECONCILES.labels("child").inc()
         started = time.perf_counter()
         try:
             async with runtime.lock(uid):
                 # Read again under the lock: a handler that held it may have moved the pipeline on.
                 body = await runtime.kube.get(ref)
-                if body is None or not _handled_and_current(body, uid):
+                if body is None or body["metadata"]["uid"] != uid or not _handled_and_current(body):
                     return
                 owner = cast(kopf.Body, body)
                 outcome = await reconcile(
@@ -259,6 +287,18 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     kopf.on.event(STRIMZI_GROUP, "kafkatopics", labels=managed, id="child-kafkatopics", registry=registry)(
         child_changed
     )
+
+    @kopf.on.event("v1", "pods", labels=managed, id="child-pods", registry=registry)
+    async def pod_changed(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        """A workload's pod got into trouble (image pull, crash loop, config, scheduling) or out
+        of it: its pipeline's status says so about a second later. Pods belong to ReplicaSets and
+        Jobs, not to the pipeline; their instance label names it. Listings after a reconnect count
+        too: a change missed while the watch was down is noticed then."""
+        if state.refresher is None or not pod_diagnosis_changed(state.troubled_pods, event, body):
+            return
+        pipeline = (body.get("metadata", {}).get("labels") or {}).get(LABEL_INSTANCE)
+        if pipeline:
+            state.refresher.request((body.get("metadata", {}).get("namespace", ""), pipeline))
 
     @kopf.on.resume(*resource, registry=registry)
     async def resume_pipeline(body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:

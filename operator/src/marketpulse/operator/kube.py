@@ -30,6 +30,7 @@ PLURALS = {
     "Ingress": "ingresses",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Secret": "secrets",
+    "Pod": "pods",
     "Event": "events",
     "KafkaTopic": "kafkatopics",
     "KafkaUser": "kafkausers",

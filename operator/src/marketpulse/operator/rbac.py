@@ -45,6 +45,8 @@ CLUSTER_RULES: list[PolicyRule] = [
     },
     # Application: storage.credentialsSecret, read to create the bucket; never copied or logged.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    # Application: the pods of its workloads, watched to say in the status why they cannot run; read only.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": _READ},
 ]
 
 

@@ -33,10 +33,12 @@ from marketpulse.operator.builders import (
 from marketpulse.operator.diff import up_to_date, with_hash
 from marketpulse.operator.freshness import QuotesUnreadableError, freshness_from_quotes, read_quotes
 from marketpulse.operator.kube import KubeApi, KubeError, Ref
+from marketpulse.operator.podhealth import with_pods
 from marketpulse.operator.settings import OperatorSettings
 from marketpulse.operator.status import Check, Observed
 from marketpulse.storage.s3 import minio_client
 from marketpulse.workloads import PipelineNames, bootstrap_servers
+from marketpulse.workloads.names import LABEL_COMPONENT
 
 T = TypeVar("T")
 
@@ -249,10 +251,9 @@ async def _ensure_direct_topics(runtime: Runtime, pipeline: StockPipeline, ctx: 
     return Check.ok("TopicsReady", parts)
 
 
-async def _s3_client(runtime: Runtime, pipeline: StockPipeline, namespace: str) -> Minio:
+async def _s3_credentials(runtime: Runtime, pipeline: StockPipeline, namespace: str) -> tuple[str, str]:
+    """Access key and secret key for the pipeline's bucket: its credentialsSecret, else the operator's."""
     storage, settings = pipeline.spec.storage, runtime.settings
-    endpoint = storage.endpoint or settings.s3_endpoint
-    region = storage.region or settings.s3_region
     access, secret = settings.s3_access_key, settings.s3_secret_key
     if storage.credentials_secret is not None:
         creds = storage.credentials_secret
@@ -264,7 +265,19 @@ async def _s3_client(runtime: Runtime, pipeline: StockPipeline, namespace: str) 
             raise KubeError(
                 422, "MissingKey", f"Secret {creds.name} has no key {exc.args[0]} (storage.credentialsSecret)"
             ) from None
-    return minio_client(endpoint, access, secret, region)
+    return access, secret
+
+
+def _minio(runtime: Runtime, pipeline: StockPipeline, access: str, secret: str) -> Minio:
+    storage, settings = pipeline.spec.storage, runtime.settings
+    return minio_client(
+        storage.endpoint or settings.s3_endpoint, access, secret, storage.region or settings.s3_region
+    )
+
+
+async def _s3_client(runtime: Runtime, pipeline: StockPipeline, namespace: str) -> Minio:
+    access, secret = await _s3_credentials(runtime, pipeline, namespace)
+    return _minio(runtime, pipeline, access, secret)
 
 
 @dataclass
@@ -272,6 +285,8 @@ class BucketResult:
     check: Check
     # Newest tick per watchlist symbol from the archive's quotes; None when it could not be read.
     freshness: list[dict[str, str]] | None = None
+    # The S3 secret key the workloads may hold: never to appear in what their pods report.
+    secrets: tuple[str, ...] = ()
 
 
 async def _ensure_bucket(
@@ -282,23 +297,28 @@ async def _ensure_bucket(
 ) -> BucketResult:
     retention = pipeline.spec.storage.retention_days
     try:
-        client = await _s3_client(runtime, pipeline, names.namespace)
-        outcome = await runtime.blocking(lambda: buckets.ensure_bucket(client, names.bucket, retention))
+        access, secret = await _s3_credentials(runtime, pipeline, names.namespace)
     except KubeError as exc:
         return BucketResult(Check.failed("CredentialsUnavailable", exc.message))
+    secrets = (secret,)
+    try:
+        client = _minio(runtime, pipeline, access, secret)
+        outcome = await runtime.blocking(lambda: buckets.ensure_bucket(client, names.bucket, retention))
     except S3Error as exc:
-        return BucketResult(Check.failed("BucketFailed", f"bucket {names.bucket}: {exc.code}: {exc.message}"))
+        return BucketResult(
+            Check.failed("BucketFailed", f"bucket {names.bucket}: {exc.code}: {exc.message}"), secrets=secrets
+        )
     except Exception as exc:
-        return BucketResult(Check.failed("S3Unavailable", f"bucket {names.bucket}: {exc}"))
+        return BucketResult(Check.failed("S3Unavailable", f"bucket {names.bucket}: {exc}"), secrets=secrets)
     freshness = await _read_freshness(runtime, client, pipeline, names, logger)
     if outcome.refused:
         refused = "; ".join(
             f"{feature} refused by the S3 server ({why})" for feature, why in outcome.refused.items()
         )
         reason = "LifecycleNotSupported" if "lifecycle" in outcome.refused else "FeatureNotSupported"
-        return BucketResult(Check.ok(reason, f"bucket {names.bucket} exists; {refused}"), freshness)
+        return BucketResult(Check.ok(reason, f"bucket {names.bucket} exists; {refused}"), freshness, secrets)
     ready = f"bucket {names.bucket}: versioning on, bronze expires after {retention} days"
-    return BucketResult(Check.ok("BucketReady", ready), freshness)
+    return BucketResult(Check.ok("BucketReady", ready), freshness, secrets)
 
 
 async def _read_freshness(
@@ -321,6 +341,19 @@ async def _read_freshness(
 
 async def _nothing() -> None:
     return None
+
+
+async def _list_pods(kube: KubeApi, names: PipelineNames) -> list[dict[str, Any]]:
+    """The pods of the pipeline's workloads (Deployments' and the transform Jobs'), by label."""
+    return await kube.list_objects("v1", "Pod", names.namespace, names.owned_selector)
+
+
+def _by_component(pods: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        component = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT, "")
+        grouped.setdefault(component, []).append(pod)
+    return grouped
 
 
 _TRANSIENT_REASONS = {"KafkaUnavailable", "S3Unavailable", "CredentialsUnavailable"}
@@ -355,11 +388,13 @@ async def reconcile(
     desired = [with_hash(m) for m in desired]
 
     direct = spec.kafka.topic_backend == "direct"
-    child_results, prunes, topic_check, bucket_check = await asyncio.gather(
+    child_results, prunes, topic_check, bucket_check, listed_pods = await asyncio.gather(
         asyncio.gather(*(_sync_child(runtime.kube, m, fresh=fresh) for m in desired)),
         _nothing() if fresh or not prune else _prune(runtime.kube, names, meta.get("uid", ""), desired),
         _ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
         _ensure_bucket(runtime, pipeline, names, logger),
+        # A pipeline just created has no pods yet.
+        _nothing() if fresh else _list_pods(runtime.kube, names),
         return_exceptions=True,
     )
     transient: list[str] = []
@@ -375,6 +410,16 @@ async def reconcile(
         raise prunes
     else:
         pruned = prunes
+    # None: not observed (just created, or the list failed), so the workloads' checks stand alone.
+    pods: dict[str, list[dict[str, Any]]] | None = None
+    if isinstance(listed_pods, KubeError):
+        logger.warning("pods not observed: %s", listed_pods)
+        if listed_pods.transient:
+            transient.append(f"listing pods: {listed_pods}")
+    elif isinstance(listed_pods, BaseException):
+        raise listed_pods
+    elif listed_pods is not None:
+        pods = _by_component(listed_pods)
 
     by_kind: dict[str, list[ChildResult]] = {}
     by_name: dict[tuple[str, str], ChildResult] = {}
@@ -395,23 +440,28 @@ async def reconcile(
     if isinstance(bucket_check, BaseException):
         raise bucket_check
     checks["Bucket"] = bucket_check.check
+    secrets = (runtime.settings.s3_secret_key, *bucket_check.secrets)
+    suspended = spec.suspend
+
+    def workload(component: str) -> Check:
+        """The component's Deployment or CronJob check, unless its pods say why they cannot run."""
+        name = names.workload(component)
+        if ("CronJob", name) in by_name:
+            kind, check = "CronJob", cronjob_check(by_name[("CronJob", name)], suspended)
+        else:
+            kind, check = "Deployment", deployment_check(by_name[("Deployment", name)], suspended)
+        found = None if pods is None else pods.get(component, [])
+        return with_pods(check, f"{kind} {name}", found, jobs=kind == "CronJob", secrets=secrets)
+
     freshness = bucket_check.freshness
     if freshness is None:
         freshness = list((body.get("status") or {}).get("freshness", []))
-    suspended = spec.suspend
-    for component in ("ingest", "archive"):
-        checks[component.capitalize()] = deployment_check(
-            by_name[("Deployment", names.workload(component))], suspended
-        )
-    transform = names.workload("transform")
-    if ("CronJob", transform) in by_name:
-        checks["Transform"] = cronjob_check(by_name[("CronJob", transform)], suspended)
-    else:
-        checks["Transform"] = deployment_check(by_name[("Deployment", transform)], suspended)
+    for component in ("ingest", "archive", "transform"):
+        checks[component.capitalize()] = workload(component)
     if spec.alerts.rules:
-        checks["Alerts"] = deployment_check(by_name[("Deployment", names.workload("alerts"))], suspended)
+        checks["Alerts"] = workload("alerts")
     if spec.dashboard.enabled:
-        dashboard = deployment_check(by_name[("Deployment", names.workload("dashboard"))], suspended)
+        dashboard = workload("dashboard")
         for kind in ("Service", "Ingress"):
             r = by_name[(kind, names.dashboard_service)]
             if r.error is not None:

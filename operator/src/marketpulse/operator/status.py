@@ -13,9 +13,18 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 CONCERNS = ("Topics", "Bucket", "Ingest", "Archive", "Transform", "Alerts", "Dashboard")
 READY = "Ready"
 
-# Reasons that mean "on its way", not "broken": the pipeline is Provisioning, not Degraded.
+# Reasons that mean "on its way", not "broken": the pipeline is Provisioning, not Degraded
+# (and Ready's own reason while it is).
 PROGRESSING = frozenset(
-    {"Unavailable", "Progressing", "Pending", "WaitingForTopicOperator", "NotObserved", "Created"}
+    {
+        "Unavailable",
+        "Progressing",
+        "Pending",
+        "WaitingForTopicOperator",
+        "NotObserved",
+        "Created",
+        "Provisioning",
+    }
 )
 
 
@@ -119,9 +128,22 @@ def summarize(observed: Observed, generation: int) -> dict[str, Any]:
     return status
 
 
+def healthy(condition: Mapping[str, Any]) -> bool:
+    """True, or False only because it is on its way (the reasons in PROGRESSING)."""
+    return condition.get("status") == "True" or condition.get("reason") in PROGRESSING
+
+
 def transitions(
     previous: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, str]]:
-    """Conditions whose status changed (or appeared): the significant moments worth an Event."""
-    before = {c.get("type"): c.get("status") for c in previous}
-    return [dict(c) for c in current if before.get(c["type"]) != c["status"]]
+    """Conditions whose status changed (or appeared), or that went from on its way to broken or
+    back while staying False (Unavailable -> CrashLoopBackOff): the significant moments worth an
+    Event. A change from one broken reason to another (ErrImagePull -> ImagePullBackOff) is not."""
+    before = {c.get("type"): c for c in previous}
+    return [
+        dict(c)
+        for c in current
+        if (old := before.get(c["type"])) is None
+        or old.get("status") != c["status"]
+        or healthy(old) != healthy(c)
+    ]
