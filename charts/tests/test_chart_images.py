@@ -1,4 +1,5 @@
-"""The Dockerfiles under images/, checked for structure since images cannot be built here (no Docker)."""
+"""The Dockerfiles under images/, checked for structure in a second (services/tests/test_image_build.py,
+marked `image`, builds them for real with buildah)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,20 @@ def test_the_entrypoint_and_command_run_a_marketpulse_subcommand_that_exists(doc
 def test_the_image_carries_oci_labels(dockerfile: Path) -> None:
     _, stages = parse(dockerfile)
     labels = " ".join(stages[-1].all("LABEL"))
+    for key in ("title", "source", "licenses", "version", "revision", "description"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+
+
+def test_the_operator_target_runs_the_operator_as_a_numeric_non_root_user_and_installs_nothing() -> None:
+    _, stages = parse(IMAGES / "marketpulse" / "Dockerfile")
+    operator = next(s for s in stages if s.name == "operator")
+    assert stages[-1].name != "operator", "the default target (the last stage) stays the full image"
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", operator.all("USER")[-1])
+    assert not operator.all("RUN")
+    assert any(c.startswith("--from=") for c in operator.all("COPY"))
+    argv = json.loads(operator.all("ENTRYPOINT")[-1]) + json.loads(operator.all("CMD")[-1])
+    assert argv == ["marketpulse", "operator"]
+    labels = " ".join(operator.all("LABEL"))
     for key in ("title", "source", "licenses", "version", "revision", "description"):
         assert f"org.opencontainers.image.{key}=" in labels, key
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import orjson
 
 from marketpulse.storage import ObjectStore
+
+if TYPE_CHECKING:
+    # Only a type here: the CLI imports this module for its key names, and the operator image has no DuckDB.
+    import duckdb
 
 GOLD_PREFIX = "gold/"
 MANIFEST_KEY = "gold/_manifest.json"
