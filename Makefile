@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint format test test-fast components demo backfill kind-up kind-down dev-up dev-status dev-down lock clean bench
+.PHONY: help install lint format test test-fast components image demo backfill kind-up kind-down dev-up dev-status dev-down lock clean bench
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,7 +36,10 @@ test: lint components  ## Everything CI runs: lint, obtain the real components, 
 	$(BIN)/pytest
 
 test-fast: $(STAMP)  ## Tests that need no server.
-	$(BIN)/pytest -m 'not kafka and not s3 and not k8s and not helm and not snowflake'
+	$(BIN)/pytest -m 'not kafka and not s3 and not k8s and not helm and not snowflake and not image'
+
+image: $(STAMP)  ## Build both images (workloads, operator) with buildah, no Docker needed; as root, cached.
+	$(BIN)/marketpulse dev image
 
 DEMO_PIPELINE ?= operator/config/samples/stockpipeline-local-demo.yaml
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketpulse.localenv.errors import ComponentError
+from marketpulse.localenv.image import Target
 from marketpulse.localenv.paths import state_dir
 from marketpulse.localenv.stack import COMPONENTS, OBTAINABLE, DevStack, parse_only
 
@@ -86,3 +87,25 @@ def down(
     """Stop everything `dev up` started; keep the data unless --purge."""
     stopped = DevStack(state or state_dir()).down(purge=purge)
     out.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@dev_app.command()
+def image(
+    target: Annotated[
+        list[Target] | None,
+        typer.Option(
+            "--target",
+            help="workloads: every command (the Dockerfile's default target); operator: the operator alone. "
+            "Repeatable.",
+            show_default="both",
+        ),
+    ] = None,
+) -> None:
+    """Build the MarketPulse images with buildah, without Docker (as root; cached by their inputs)."""
+    from marketpulse.localenv.image import ensure_image, image_size
+
+    try:
+        for built in [ensure_image(t) for t in target or list(Target)]:
+            out.print(f"{built.reference}  {image_size(built.reference)}  archive: {built.archive}")
+    except ComponentError as exc:
+        raise _fail(exc) from None
