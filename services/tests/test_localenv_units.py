@@ -51,11 +51,18 @@ def test_kubernetes_version_ldflags_make_version_report_the_real_release() -> No
 
 def test_only_accepts_known_components_and_keeps_start_order() -> None:
     assert parse_only("s3,kafka") == ["kafka", "s3"]
+    # The node changes this machine's network and needs root: only when asked for, and first.
     assert parse_only(None) == ["kafka", "s3", "k8s", "snowflake"]
+    assert parse_only("s3,kafka,cluster") == ["cluster", "kafka", "s3"]
     with pytest.raises(
-        ValueError, match=r"unknown component.*zookeeper.*choose from kafka, s3, k8s, snowflake"
+        ValueError, match=r"unknown component.*zookeeper.*choose from cluster, kafka, s3, k8s, snowflake"
     ):
         parse_only("kafka,zookeeper")
+
+
+def test_a_cluster_brings_its_own_control_plane_so_asking_for_k8s_too_is_refused() -> None:
+    with pytest.raises(ValueError, match="`cluster` includes its own control plane"):
+        parse_only("cluster,k8s")
 
 
 def test_the_cli_rejects_an_unknown_component_with_a_message_not_a_traceback(tmp_path: Path) -> None:
@@ -67,7 +74,9 @@ def test_the_cli_rejects_an_unknown_component_with_a_message_not_a_traceback(tmp
 
 def test_status_with_nothing_started_says_so(tmp_path: Path) -> None:
     rows = DevStack(tmp_path).status()
-    assert [r[1] for r in rows] == ["not started"] * 4
+    assert [(r[0], r[1]) for r in rows] == [
+        (name, "not started") for name in ("cluster", "kafka", "s3", "k8s", "snowflake")
+    ]
 
 
 def test_a_failing_build_step_names_the_step_and_shows_the_log(tmp_path: Path) -> None:

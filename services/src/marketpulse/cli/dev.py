@@ -12,7 +12,7 @@ from rich.table import Table
 from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.image import Target
 from marketpulse.localenv.paths import state_dir
-from marketpulse.localenv.stack import COMPONENTS, OBTAINABLE, DevStack, parse_only
+from marketpulse.localenv.stack import COMPONENTS, DEFAULT_COMPONENTS, OBTAINABLE, DevStack, parse_only
 
 dev_app = typer.Typer(
     help="Run Kafka, S3, a Kubernetes control plane and fakesnow on this machine.", no_args_is_help=True
@@ -22,7 +22,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OnlyOption = Annotated[
     str | None,
-    typer.Option("--only", help=f"Comma-separated subset of: {', '.join(COMPONENTS)}.", show_default="all"),
+    typer.Option(
+        "--only",
+        help=f"Comma-separated subset of: {', '.join(COMPONENTS)} (cluster: a control plane with a real "
+        "node, containerd and kubelet; needs root).",
+        show_default=",".join(DEFAULT_COMPONENTS),
+    ),
 ]
 ObtainOnlyOption = Annotated[
     str | None,
@@ -34,9 +39,11 @@ StateDirOption = Annotated[
 ]
 
 
-def _names(only: str | None, choices: tuple[str, ...] = COMPONENTS) -> list[str]:
+def _names(
+    only: str | None, choices: tuple[str, ...] = COMPONENTS, default: tuple[str, ...] = DEFAULT_COMPONENTS
+) -> list[str]:
     try:
-        return parse_only(only, choices)
+        return parse_only(only, choices, default)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).removeprefix("--only: "), param_hint="--only") from exc
 
@@ -52,7 +59,7 @@ def _fail(exc: ComponentError) -> typer.Exit:
 def obtain(only: ObtainOnlyOption = None) -> None:
     """Download and build the components and test tools (cached per machine) without starting them."""
     try:
-        DevStack(state_dir()).obtain(_names(only, OBTAINABLE))
+        DevStack(state_dir()).obtain(_names(only, OBTAINABLE, OBTAINABLE))
     except ComponentError as exc:
         raise _fail(exc) from None
 

@@ -81,6 +81,14 @@ def render_tools_go(build: GoBuild) -> str:
     return f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n"
 
 
+def _default_binary_name(package: str) -> str:
+    """The name `go build -o <dir>/` gives a main package: its last element, minus a /vN suffix."""
+    parts = package.rstrip("/").split("/")
+    if len(parts) > 1 and re.fullmatch(r"v\d+", parts[-1]):
+        parts.pop()
+    return parts[-1]
+
+
 def ensure_built(build: GoBuild) -> Path:
     """Build once per machine; later calls return the cached binaries at once."""
     if build.is_built():
@@ -101,13 +109,27 @@ def ensure_built(build: GoBuild) -> Path:
             f"resolve Go modules for {build.name}", ["go", "mod", "tidy"], log_path=log, cwd=work, env=env
         )
         staging = work / "bin"
-        for package, binary in sorted(build.packages.items()):
-            argv = ["go", "build", "-o", str(staging / binary)]
-            if build.ldflags:
-                argv += ["-ldflags", build.ldflags]
-            if build.tags:
-                argv += ["-tags", ",".join(build.tags)]
-            run_step(f"build {binary}", [*argv, package], log_path=log, cwd=work, env=env, hint=build.hint)
+        staging.mkdir()
+        # One `go build` for every binary: its packages compile once and in parallel, and
+        # `-o <dir>/` names each binary after its package's last path element.
+        argv = ["go", "build", "-trimpath", "-o", f"{staging}/"]
+        if build.ldflags:
+            argv += ["-ldflags", build.ldflags]
+        if build.tags:
+            argv += ["-tags", ",".join(build.tags)]
+        binaries = ", ".join(sorted(build.packages.values()))
+        run_step(
+            f"build {binaries}",
+            [*argv, *sorted(build.packages)],
+            log_path=log,
+            cwd=work,
+            env=env,
+            hint=build.hint,
+        )
+        for package, binary in build.packages.items():
+            built = staging / _default_binary_name(package)
+            if built.name != binary:
+                built.rename(staging / binary)
         build.bin_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(build.bin_dir, ignore_errors=True)
         staging.rename(build.bin_dir)

@@ -104,8 +104,8 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
@@ -125,17 +125,26 @@ log.flush.interval.ms=1000
 
 @dataclass
 class KafkaServer:
-    """A single-node KRaft broker+controller on 127.0.0.1 with its data under `workdir`."""
+    """A single-node KRaft broker+controller with its data under `workdir`.
+
+    Clients connect to `host` (127.0.0.1 unless pods of the local node must reach it, then the node
+    link's host address); the controller listener stays on loopback.
+    """
 
     workdir: Path
-    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    port: int = 0
     controller_port: int = field(default_factory=free_port)
     heap: str = "512m"
     process: ManagedProcess | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
 
     @property
     def log_path(self) -> Path:
@@ -162,7 +171,10 @@ class KafkaServer:
         props = self.workdir / "server.properties"
         props.write_text(
             SERVER_PROPERTIES.format(
-                port=self.port, controller_port=self.controller_port, log_dir=self.workdir / "data"
+                host=self.host,
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dir=self.workdir / "data",
             )
         )
         if (self.workdir / "data" / "meta.properties").exists():

@@ -2,7 +2,10 @@
 
 Started the way controller-runtime's envtest starts them (pkg/internal/testing/controlplane), plus
 kube-controller-manager so that garbage collection, namespace deletion, Deployment→ReplicaSet and
-CronJob→Job happen as on a real cluster. No scheduler or kubelet runs: pods never start.
+CronJob→Job happen as on a real cluster. Alone it has no scheduler or kubelet and pods never start;
+with `for_node` it listens where a local node (node.py) reaches it and authorises kubelets as a
+cluster does (Node authorizer, NodeRestriction, service-account tokens, the kube-root-ca.crt
+ConfigMap, Endpoints and PersistentVolume binding).
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ KUBERNETES = GoBuild(
         "k8s.io/kubernetes/cmd/kube-controller-manager": "kube-controller-manager",
         # kubectl of the same minor as the server, whatever the machine has on PATH (version skew policy).
         "k8s.io/kubernetes/cmd/kubectl": "kubectl",
+        # The node: built in the same `go build` as the control plane so they share compiled packages.
+        "k8s.io/kubernetes/cmd/kubelet": "kubelet",
+        "k8s.io/kubernetes/cmd/kube-scheduler": "kube-scheduler",
+        "k8s.io/kubernetes/cmd/kube-proxy": "kube-proxy",
     },
     ldflags=_version_ldflags(KUBERNETES_VERSION),
     hint="first time: 15-30 min on 2 cores",
@@ -102,6 +109,22 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "ttl-after-finished-controller",
 )
+# What pods on a node need besides: the CA ConfigMap their token volume mounts, Service endpoints,
+# volume binding, and the node's health reflected in taints.
+NODE_CONTROLLERS = (
+    "root-ca-certificate-publisher-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "persistentvolume-binder-controller",
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
+    "pod-garbage-collector-controller",
+    "node-lifecycle-controller",
+    "disruption-controller",
+    "statefulset-controller",
+    "daemonset-controller",
+)
 
 
 def ensure_control_plane_binaries() -> dict[str, Path]:
@@ -118,7 +141,17 @@ def ensure_kubectl() -> Path:
     return ensure_built(KUBERNETES) / "kubectl"
 
 
-def render_kubeconfig(server: str, pki: ControlPlanePKI, context: str = "marketpulse-local") -> str:
+def render_kubeconfig(
+    server: str,
+    pki: ControlPlanePKI,
+    context: str = "marketpulse-local",
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    user: str = "admin",
+) -> str:
+    """A kubeconfig for `server`: the admin's by default, or the user whose `cert`/`key` are given."""
+
     def b64(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode()
 
@@ -130,15 +163,15 @@ def render_kubeconfig(server: str, pki: ControlPlanePKI, context: str = "marketp
         ],
         "users": [
             {
-                "name": "admin",
+                "name": user,
                 "user": {
-                    "client-certificate-data": b64(pki.admin_cert),
-                    "client-key-data": b64(pki.admin_key),
+                    "client-certificate-data": b64(cert or pki.admin_cert),
+                    "client-key-data": b64(key or pki.admin_key),
                 },
             }
         ],
         "contexts": [
-            {"name": context, "context": {"cluster": context, "user": "admin", "namespace": "default"}}
+            {"name": context, "context": {"cluster": context, "user": user, "namespace": "default"}}
         ],
         "current-context": context,
     }
@@ -147,19 +180,29 @@ def render_kubeconfig(server: str, pki: ControlPlanePKI, context: str = "marketp
 
 @dataclass
 class ControlPlane:
-    """etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, state under `workdir`."""
+    """etcd, kube-apiserver and kube-controller-manager, state under `workdir`.
+
+    The API server listens on `host`: 127.0.0.1, or with `for_node` the host end of the node's link,
+    so that the kubelet and pods (through the `kubernetes` Service) reach it.
+    """
 
     workdir: Path
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
-    apiserver_port: int = field(default_factory=free_port)
+    apiserver_port: int = 0
     controller_manager_port: int = field(default_factory=free_port)
     with_controller_manager: bool = True
+    host: str = "127.0.0.1"
+    for_node: bool = False
     processes: list[ManagedProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.apiserver_port:
+            self.apiserver_port = free_port(self.host)
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host}:{self.apiserver_port}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -231,8 +274,8 @@ class ControlPlane:
         argv = [
             str(binary),
             # Needed where the machine has no default route ("no default routes found in /proc/net/route").
-            "--advertise-address=127.0.0.1",
-            "--bind-address=127.0.0.1",
+            f"--advertise-address={self.host}",
+            f"--bind-address={self.host}",
             f"--secure-port={self.apiserver_port}",
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
@@ -241,12 +284,25 @@ class ControlPlane:
             f"--client-ca-file={pki.ca_cert}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC" if self.for_node else "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--v=1",
         ]
+        if self.for_node:
+            # The API server calls kubelets (logs, exec) as a client of their own CA-signed port, as
+            # kubeadm sets it up; NodeRestriction limits each kubelet to its own node and pods.
+            kubelet_cert, kubelet_key = pki.issue(
+                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+            )
+            argv += [
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={kubelet_cert}",
+                f"--kubelet-client-key={kubelet_key}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
         process = ManagedProcess("kube-apiserver", argv, self.log_path("kube-apiserver")).start()
         self.processes.append(process)
         console.print(f"starting kube-apiserver {KUBERNETES_VERSION} on {self.server}")
@@ -270,7 +326,7 @@ class ControlPlane:
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
             "--leader-elect=false",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(CONTROLLERS + (NODE_CONTROLLERS if self.for_node else ()))}",
             f"--service-account-private-key-file={pki.service_account_key}",
             f"--root-ca-file={pki.ca_cert}",
             "--bind-address=127.0.0.1",

@@ -1,5 +1,6 @@
 """Certificates for the local control plane, as envtest makes them: one CA, a serving cert for
-kube-apiserver, a client cert for an admin in `system:masters`, and the service-account key pair."""
+kube-apiserver, a client cert for an admin in `system:masters`, and the service-account key pair.
+The node's components get their own certificates from the same CA on demand (`issue`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 VALIDITY = dt.timedelta(days=365)
+# Loopback, the `kubernetes` Service's ClusterIP, and the host end of the local node's link (where the
+# API server listens when a node runs; see node_network.py).
+APISERVER_IPS = ("127.0.0.1", "10.0.0.1", "10.245.0.1")
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
@@ -64,6 +68,51 @@ class ControlPlanePKI:
     @property
     def service_account_pub(self) -> Path:
         return self.directory / "sa.pub"
+
+    def issue(
+        self,
+        name: str,
+        common_name: str,
+        organization: str | None = None,
+        *,
+        server_ips: tuple[str, ...] = (),
+        server_names: tuple[str, ...] = (),
+    ) -> tuple[Path, Path]:
+        """A certificate signed by this CA, written once as `<name>.crt` and `<name>.key`.
+
+        Client certificates name a Kubernetes user (CN) and group (O), e.g. `system:node:<node>` in
+        `system:nodes`; with `server_ips`/`server_names` it serves TLS too (the kubelet's port).
+        """
+        cert_path, key_path = self.directory / f"{name}.crt", self.directory / f"{name}.key"
+        if cert_path.exists() and key_path.exists():
+            return cert_path, key_path
+        ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        ca_key = serialization.load_pem_private_key((self.directory / "ca.key").read_bytes(), password=None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"unexpected CA key type {type(ca_key).__name__}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        usages = [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name, organization))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        )
+        if server_ips or server_names:
+            usages.append(x509.oid.ExtendedKeyUsageOID.SERVER_AUTH)
+            alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
+            alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        cert_path.write_bytes(_pem_cert(builder.sign(ca_key, hashes.SHA256())))
+        key_path.write_bytes(_pem_key(key))
+        key_path.chmod(0o600)
+        return cert_path, key_path
 
     def ensure(self) -> ControlPlanePKI:
         """Create everything once; a restarted control plane on the same directory keeps its identity."""
@@ -127,7 +176,7 @@ class ControlPlanePKI:
                         "kubernetes.default.svc.cluster.local",
                     )
                 ]
-                names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+                names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in APISERVER_IPS]
                 builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
             return _pem_cert(builder.sign(ca_key, hashes.SHA256())), _pem_key(key)
 

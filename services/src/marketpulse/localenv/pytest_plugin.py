@@ -18,15 +18,26 @@ from typing import Any
 
 import pytest
 
+from marketpulse.localenv import node_network
 from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.helm import ensure_helm
 from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.kube import ControlPlane, ensure_kubectl
+from marketpulse.localenv.node import Node
+from marketpulse.localenv.node import prepare as prepare_node
 from marketpulse.localenv.promtool import ensure_promtool
 from marketpulse.localenv.s3 import S3Server
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
 
-COMPONENT_FIXTURES = ("kafka_server", "s3_server", "kube", "fakesnow_server")
+COMPONENT_FIXTURES = (
+    "kafka_server",
+    "s3_server",
+    "kube",
+    "fakesnow_server",
+    "node_cluster",
+    "node_kafka",
+    "node_s3",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -116,6 +127,57 @@ def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     plane: ControlPlane = _start(lambda: ControlPlane(tmp_path_factory.mktemp("kube")).start())
     yield KubeTarget(plane.kubeconfig, local=plane, log_tails=plane.log_tails)
     plane.stop()
+
+
+@dataclass
+class NodeCluster(KubeTarget):
+    """A control plane with a real node (containerd, kubelet, kube-proxy, CoreDNS) on this machine."""
+
+    node: Node | None = None
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
+    """One node per session (its network names are fixed: one node per machine at a time)."""
+    workdir = tmp_path_factory.mktemp("cluster")
+
+    def start() -> tuple[ControlPlane, Node]:
+        prepare_node(workdir / "node")
+        plane = ControlPlane(workdir / "control-plane", host=node_network.HOST_IP, for_node=True).start()
+        try:
+            return plane, Node(workdir / "node", plane).start()
+        except BaseException:
+            plane.stop()
+            raise
+
+    plane, node = _start(start)
+
+    def log_tails() -> dict[str, str]:
+        return {**plane.log_tails(), **node.log_tails()}
+
+    yield NodeCluster(plane.kubeconfig, local=plane, log_tails=log_tails, node=node)
+    node.stop()
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def node_kafka(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """A broker that pods of the node reach (it listens on the node link's host address)."""
+    server: KafkaServer = _start(
+        lambda: KafkaServer(tmp_path_factory.mktemp("node-kafka"), host=node_network.HOST_IP).start()
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def node_s3(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server that pods of the node reach."""
+    server: S3Server = _start(
+        lambda: S3Server(tmp_path_factory.mktemp("node-s3"), host=node_network.HOST_IP).start()
+    )
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -50,17 +50,23 @@ def supports_user_xattrs(directory: Path) -> bool:
 
 @dataclass
 class S3Server:
-    """versitygw on 127.0.0.1 serving buckets from `workdir/data`, versions in `workdir/versions`."""
+    """versitygw on `host` (127.0.0.1 by default) serving buckets from `workdir/data`, versions in
+    `workdir/versions`."""
 
     workdir: Path
-    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    port: int = 0
     access_key: str = "marketpulse"
     secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
     process: ManagedProcess | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
 
     @property
     def log_path(self) -> Path:
@@ -86,7 +92,7 @@ class S3Server:
         argv = [
             str(binary),
             "--port",
-            f"127.0.0.1:{self.port}",
+            f"{self.host}:{self.port}",
             "--health",
             HEALTH_PATH,
             *posix_args,

@@ -17,16 +17,25 @@ from typing import Any, Protocol
 
 import orjson
 
+from marketpulse.localenv import node_network
 from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.helm import ensure_helm
 from marketpulse.localenv.kafka import KafkaServer, ensure_kafka
 from marketpulse.localenv.kube import ControlPlane, ensure_control_plane_binaries, ensure_kubectl
+from marketpulse.localenv.node import Node, node_ready
+from marketpulse.localenv.node import prepare as prepare_node
+from marketpulse.localenv.node import remove_leftovers as remove_node_leftovers
+from marketpulse.localenv.node_binaries import ensure_node_binaries
 from marketpulse.localenv.process import ManagedProcess, pid_alive, port_is_open, stop_process_group
 from marketpulse.localenv.promtool import ensure_promtool
 from marketpulse.localenv.s3 import S3Server, ensure_versitygw
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
 
-COMPONENTS = ("kafka", "s3", "k8s", "snowflake")
+# `cluster` is a control plane with a real node (containerd, kubelet, ...): it needs root and changes
+# this machine's network (see node_network.py), so plain `dev up` leaves it out. It starts first, so
+# that Kafka and S3 started beside it listen where its pods reach them.
+COMPONENTS = ("cluster", "kafka", "s3", "k8s", "snowflake")
+DEFAULT_COMPONENTS = ("kafka", "s3", "k8s", "snowflake")
 # Tools the tests run that `dev obtain` fetches too but that `dev up` has nothing to start for.
 TOOLS: dict[str, Callable[[], object]] = {"promtool": ensure_promtool}
 OBTAINABLE = (*COMPONENTS, *TOOLS)
@@ -42,21 +51,34 @@ class ComponentSpec:
     obtain: Callable[[], object]
     build: Callable[[Path, dict[str, Any]], tuple[Server, list[ManagedProcess]]]
     port_names: tuple[str, ...]
+    # What stopping the processes leaves behind (mounts, network namespaces, cgroups), removed after.
+    cleanup: Callable[[Path], None] | None = None
+    # Checks of the machine before anything is obtained or started (root, kernel features, routes).
+    preflight: Callable[[], None] | None = None
 
 
 def _kafka(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
-    server = replace(KafkaServer(workdir), **ports).start()
+    server = replace(KafkaServer(workdir, host=_listen_host(workdir)), **ports).start()
     assert server.process is not None
     return server, [server.process]
 
 
 def _s3(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
-    server = replace(S3Server(workdir), **ports).start()
+    server = replace(S3Server(workdir, host=_listen_host(workdir)), **ports).start()
     assert server.process is not None
     return server, [server.process]
 
 
-def _k8s(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+def _listen_host(workdir: Path) -> str:
+    """The node link's host address while a `cluster` runs beside (pods reach it), else loopback."""
+    return (
+        node_network.HOST_IP
+        if (workdir.parent / "cluster").is_dir() and node_network.exists()
+        else "127.0.0.1"
+    )
+
+
+def _link_tools(workdir: Path) -> None:
     # kubectl and helm of matching versions, linked where dev.env puts them on PATH.
     tools = workdir.parent.parent / "bin"
     tools.mkdir(parents=True, exist_ok=True)
@@ -64,8 +86,50 @@ def _k8s(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProc
         link = tools / binary.name
         link.unlink(missing_ok=True)
         link.symlink_to(binary)
+
+
+def _k8s(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+    _link_tools(workdir)
     server = replace(ControlPlane(workdir), **ports).start()
     return server, list(server.processes)
+
+
+@dataclass
+class _Cluster:
+    plane: ControlPlane
+    node: Node
+
+    def settings(self) -> dict[str, str]:
+        return {**self.plane.settings(), **self.node.settings()}
+
+    def stop(self) -> None:
+        self.node.stop()
+        self.plane.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.plane, name)
+
+
+def _cluster(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
+    _link_tools(workdir)
+    # The API server listens on the node link, which must exist first.
+    prepare_node(workdir / "node")
+    plane = replace(
+        ControlPlane(workdir / "control-plane", host=node_network.HOST_IP, for_node=True), **ports
+    )
+    try:
+        plane.start()
+        node = Node(workdir / "node", plane).start()
+    except BaseException:
+        plane.stop()
+        remove_node_leftovers(workdir / "node")
+        raise
+    return _Cluster(plane, node), [*plane.processes, *node.processes]
+
+
+def _obtain_cluster() -> None:
+    _obtain_k8s()
+    ensure_node_binaries()
 
 
 def _snowflake(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
@@ -80,6 +144,13 @@ def _obtain_k8s() -> None:
 
 
 SPECS: dict[str, ComponentSpec] = {
+    "cluster": ComponentSpec(
+        _obtain_cluster,
+        _cluster,
+        ("etcd_port", "etcd_peer_port", "apiserver_port", "controller_manager_port"),
+        cleanup=lambda workdir: remove_node_leftovers(workdir / "node"),
+        preflight=node_network.preflight,
+    ),
     "kafka": ComponentSpec(ensure_kafka, _kafka, ("port", "controller_port")),
     "s3": ComponentSpec(ensure_versitygw, _s3, ("port",)),
     "k8s": ComponentSpec(
@@ -89,16 +160,20 @@ SPECS: dict[str, ComponentSpec] = {
 }
 
 
-def parse_only(only: str | None, choices: Sequence[str] = COMPONENTS) -> list[str]:
+def parse_only(
+    only: str | None, choices: Sequence[str] = COMPONENTS, default: Sequence[str] = DEFAULT_COMPONENTS
+) -> list[str]:
     """`--only kafka,s3` → ["kafka", "s3"]; an unknown name is a user error that lists the valid ones."""
     if not only:
-        return list(choices)
+        return list(default)
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = [n for n in names if n not in choices]
     if unknown:
         raise ValueError(
             f"--only: unknown component(s) {', '.join(unknown)}; choose from {', '.join(choices)}"
         )
+    if choices is COMPONENTS and "cluster" in names and "k8s" in names:
+        raise ValueError("--only: `cluster` includes its own control plane; choose cluster or k8s, not both")
     return [n for n in choices if n in names]
 
 
@@ -122,7 +197,7 @@ class DevStack:
 
     def write_env(self, state: dict[str, Any]) -> None:
         lines = ["# Written by `marketpulse dev up`; load with: source .marketpulse/dev.env"]
-        if "k8s" in state:
+        if "k8s" in state or "cluster" in state:
             lines.append(f'export PATH={shlex.quote(str(self.root.resolve() / "bin"))}:"$PATH"')
         for name in COMPONENTS:
             for key, value in state.get(name, {}).get("settings", {}).items():
@@ -147,14 +222,21 @@ class DevStack:
                 kafka.result()
 
     def up(self, names: Iterable[str]) -> dict[str, Any]:
+        names = list(names)
+        for name in names:  # before anything is obtained, started or written
+            preflight = SPECS[name].preflight
+            if preflight is not None:
+                preflight()
         state = self.load()
         for name in names:
             entry = state.get(name)
             if entry and self.is_running(entry):
                 continue
+            spec = SPECS[name]
             if entry:  # partly dead: clean up what is left before starting again
                 self._stop_entry(entry)
-            spec = SPECS[name]
+                if spec.cleanup is not None:
+                    spec.cleanup(self.dir / name)
             spec.obtain()
             ports = self._reusable_ports(entry)
             server, processes = spec.build(self.dir / name, ports)
@@ -186,6 +268,9 @@ class DevStack:
             if name in state:
                 self._stop_entry(state.pop(name))
                 stopped.append(name)
+            cleanup = SPECS[name].cleanup
+            if cleanup is not None and (self.dir / name).exists():
+                cleanup(self.dir / name)
         self.save(state)
         if purge:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -203,6 +288,8 @@ class DevStack:
                 continue
             alive = [pid_alive(p) for p in entry["pids"]]
             label = "running" if all(alive) else ("stopped" if not any(alive) else "degraded")
+            if name == "cluster" and all(alive):
+                label = f"running, node {node_ready(Path(entry['settings']['KUBECONFIG']))}"
             pids = " ".join(str(p) for p in entry["pids"])
             settings = " ".join(
                 f"{k}={v}" for k, v in entry["settings"].items() if "SECRET" not in k and "PASSWORD" not in k
@@ -211,4 +298,4 @@ class DevStack:
         return rows
 
 
-__all__ = ["COMPONENTS", "OBTAINABLE", "ComponentError", "DevStack", "parse_only"]
+__all__ = ["COMPONENTS", "DEFAULT_COMPONENTS", "OBTAINABLE", "ComponentError", "DevStack", "parse_only"]
