@@ -18,6 +18,13 @@ VALIDITY = dt.timedelta(days=365)
 # Loopback, the `kubernetes` Service's ClusterIP, and the host end of the local node's link (where the
 # API server listens when a node runs; see node_network.py).
 APISERVER_IPS = ("127.0.0.1", "10.0.0.1", "10.245.0.1")
+APISERVER_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
@@ -35,6 +42,36 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _leaf(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    subject: x509.Name,
+    usages: list[x509.ObjectIdentifier],
+    *,
+    dns_names: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+) -> tuple[bytes, bytes]:
+    """A new key and a certificate for it signed by `ca`, both PEM: (certificate, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if dns_names or ips:
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return _pem_cert(builder.sign(ca_key, hashes.SHA256())), _pem_key(key)
 
 
 @dataclass(frozen=True)
@@ -90,27 +127,14 @@ class ControlPlanePKI:
         ca_key = serialization.load_pem_private_key((self.directory / "ca.key").read_bytes(), password=None)
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
             raise TypeError(f"unexpected CA key type {type(ca_key).__name__}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         usages = [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name, organization))
-            .issuer_name(ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        )
         if server_ips or server_names:
             usages.append(x509.oid.ExtendedKeyUsageOID.SERVER_AUTH)
-            alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
-            alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        cert_path.write_bytes(_pem_cert(builder.sign(ca_key, hashes.SHA256())))
-        key_path.write_bytes(_pem_key(key))
+        cert, key = _leaf(
+            ca, ca_key, _name(common_name, organization), usages, dns_names=server_names, ips=server_ips
+        )
+        cert_path.write_bytes(cert)
+        key_path.write_bytes(key)
         key_path.chmod(0o600)
         return cert_path, key_path
 
@@ -147,41 +171,20 @@ class ControlPlanePKI:
             .sign(ca_key, hashes.SHA256())
         )
 
-        def leaf(subject: x509.Name, *, server: bool) -> tuple[bytes, bytes]:
-            key = ec.generate_private_key(ec.SECP256R1())
-            builder = (
-                x509.CertificateBuilder()
-                .subject_name(subject)
-                .issuer_name(ca.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now)
-                .not_valid_after(now + VALIDITY)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            )
-            usage = (
-                x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
-                if server
-                else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
-            )
-            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            if server:
-                names: list[x509.GeneralName] = [
-                    x509.DNSName(n)
-                    for n in (
-                        "localhost",
-                        "kubernetes",
-                        "kubernetes.default",
-                        "kubernetes.default.svc",
-                        "kubernetes.default.svc.cluster.local",
-                    )
-                ]
-                names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in APISERVER_IPS]
-                builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-            return _pem_cert(builder.sign(ca_key, hashes.SHA256())), _pem_key(key)
-
-        serving = leaf(_name("kube-apiserver"), server=True)
-        admin = leaf(_name("marketpulse-admin", "system:masters"), server=False)
+        serving = _leaf(
+            ca,
+            ca_key,
+            _name("kube-apiserver"),
+            [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH],
+            dns_names=APISERVER_NAMES,
+            ips=APISERVER_IPS,
+        )
+        admin = _leaf(
+            ca,
+            ca_key,
+            _name("marketpulse-admin", "system:masters"),
+            [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH],
+        )
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
         self.ca_cert.write_bytes(_pem_cert(ca))
