@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from marketpulse.cli import app
 from marketpulse.localenv.errors import ComponentError
 from marketpulse.localenv.gobuild import GoBuild, render_go_mod, render_tools_go
 from marketpulse.localenv.kube import KUBERNETES, STAGING_MODULES
-from marketpulse.localenv.process import ManagedProcess, pid_alive, run_step, wait_for
+from marketpulse.localenv.process import ManagedProcess, free_port, pid_alive, run_step, wait_for
 from marketpulse.localenv.stack import DevStack, parse_only
 from marketpulse.localenv.versions import staging_version
 
@@ -138,3 +139,11 @@ def test_the_marketpulse_entry_point_is_installed() -> None:
     result = subprocess.run([str(marketpulse), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "dev" in result.stdout
+
+
+def test_a_free_port_lies_below_the_ephemeral_range_so_no_outgoing_connection_takes_it_before_bind() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(10000 <= port < low for port in ports), ports
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.pop()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,8 +34,32 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's choice)."""
+    """A TCP port nobody listens on right now, below the kernel's ephemeral range.
+
+    A port is chosen before its server binds it, often seconds later; a port the kernel hands out for
+    `bind(0)` may meanwhile become the local end of an outgoing connection (kube-apiserver to etcd,
+    say), and the server then fails with "address already in use". Ports below the ephemeral range are
+    never given to outgoing connections.
+    """
+    low, _ = _ephemeral_range()
+    if low > 11000:
+        for _ in range(200):
+            port = random.randrange(10000, low)  # noqa: S311 - spreads choices, not a secret
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
