@@ -32,7 +32,12 @@ format: $(STAMP)  ## Apply ruff's formatting and safe fixes.
 components: $(STAMP)  ## Obtain Kafka, versitygw, etcd, kube-apiserver, kube-controller-manager, kubectl, helm, promtool (cached).
 	$(BIN)/marketpulse dev obtain
 
-test: lint components  ## Everything CI runs: lint, obtain the real components, run every test.
+test: lint  ## Everything CI runs: lint, obtain the components and build the images (side by side), run every test.
+	@mkdir -p .marketpulse
+	$(BIN)/marketpulse dev image > .marketpulse/image.log 2>&1 & images=$$!; \
+	  $(BIN)/marketpulse dev obtain; \
+	  wait $$images || { cat .marketpulse/image.log; echo "error: building the images failed" >&2; exit 1; }; \
+	  cat .marketpulse/image.log
 	$(BIN)/pytest
 
 test-fast: $(STAMP)  ## Tests that need no server.

@@ -4,8 +4,9 @@ operator reconciling a pipeline from chart values under the chart's own ServiceA
 No kubelet runs on the local control plane, so the chart's Deployment never gets a pod: installs
 run without `--wait` on Deployments, and the operator runs as a local process with exactly the
 container's arguments and environment, authenticated by a token of the chart's ServiceAccount.
-The uninstall hook's Job pod is run the same way by a FAKE kubelet (`FakeKubelet`), which reports
-the exit code in the pod's status so that the Job controller and helm see the hook finish.
+Uninstalls there skip the pre-delete hook (`--no-hooks`), whose Job would never get a pod; the hook
+runs for real on the node (k8s-tests/node/test_helm_uninstall.py) and on any cluster given with
+--use-existing-cluster.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +31,6 @@ from kubernetes.client.exceptions import ApiException
 from marketpulse.localenv.process import free_port
 from marketpulse.localenv.pytest_plugin import KubeTarget
 from marketpulse.localenv.s3 import S3Server
-from marketpulse.storage.s3 import minio_client
 
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 
@@ -115,10 +112,14 @@ class Helm:
         argv = ["upgrade", self.release, CHART, "--namespace", self.namespace, "--timeout", "60s"]
         return self.run(self.helm, *argv, *self.values_args(scenario, values)).stdout
 
+    @property
+    def hooks(self) -> list[str]:
+        """No hooks on the local control plane: nothing would run the pre-delete hook's pod."""
+        return ["--no-hooks"] if self.kube.local is not None else []
+
     def uninstall(self) -> None:
-        self.run(
-            self.helm, "uninstall", self.release, "--namespace", self.namespace, "--wait", "--timeout", "60s"
-        )
+        argv = ["uninstall", self.release, "--namespace", self.namespace, "--wait", "--timeout", "60s"]
+        self.run(self.helm, *argv, *self.hooks)
 
     def validate_server_side(self, manifests: str) -> None:
         """Every object as the API server would admit it: schema, unknown fields, CEL rules."""
@@ -163,22 +164,6 @@ def install_crds(kube: KubeTarget, kubectl: Path, upstream_crds: Path) -> None:
 
 
 @pytest.fixture
-def fake_kubelet(
-    kube: KubeTarget, api_client: client.ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[FakeKubelet | None]:
-    """The stand-in for the kubelet that runs the uninstall hook; None on a real cluster, which has one."""
-    if kube.local is None:
-        yield None
-        return
-    kubelet = FakeKubelet(kube, api_client, namespace, tmp_path / "fake-kubelet")
-    kubelet.start()
-    try:
-        yield kubelet
-    finally:
-        kubelet.stop()
-
-
-@pytest.fixture
 def helm(
     kube: KubeTarget,
     helm_binary: Path,
@@ -186,13 +171,11 @@ def helm(
     api_client: client.ApiClient,
     namespace: str,
     upstream_crds: Path,
-    fake_kubelet: FakeKubelet | None,
 ) -> Iterator[Helm]:
     install_crds(kube, kubectl_binary, upstream_crds)
     release = Helm(kube, helm_binary, kubectl_binary, api_client, namespace)
     yield release
-    # A failed test must not leave cluster-scoped objects behind for the next one (the fake kubelet
-    # still runs, for the uninstall hook).
+    # A failed test must not leave cluster-scoped objects behind for the next one.
     argv = [
         helm_binary,
         "uninstall",
@@ -202,6 +185,7 @@ def helm(
         "--ignore-not-found",
         "--timeout",
         "60s",
+        *release.hooks,
     ]
     kube.run(argv, check=False)
 
@@ -290,104 +274,6 @@ def container_environment(
             secret = core.read_namespaced_secret(ref.name, namespace)
             env[var.name] = base64.b64decode(secret.data[ref.key]).decode()
     return env
-
-
-@dataclass(frozen=True)
-class PodRun:
-    pod: str
-    argv: list[str]
-    exit_code: int
-    output: str
-
-
-class FakeKubelet:
-    """A FAKE kubelet for the chart's uninstall hook: none runs on the local control plane.
-
-    It picks up the hook Job's pods (label app.kubernetes.io/component=uninstall) in one namespace,
-    runs each pod's container as the image would (the real `marketpulse` CLI with the container's
-    arguments and environment), authenticated as the pod's ServiceAccount by a TokenRequest token
-    against the API server, and then writes what a kubelet writes: the pod's phase (Succeeded, or
-    Failed with the container's exit code). The Job controller then completes or fails the Job,
-    and helm's wait for the hook returns.
-    """
-
-    SELECTOR = "app.kubernetes.io/component=uninstall"
-
-    def __init__(self, kube: KubeTarget, api: client.ApiClient, namespace: str, workdir: Path) -> None:
-        self.kube, self.api, self.namespace, self.workdir = kube, api, namespace, workdir
-        self.runs: list[PodRun] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="fake-kubelet", daemon=True)
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _serve(self) -> None:
-        core = client.CoreV1Api(self.api)
-        started: set[str] = set()
-        while not self._stop.is_set():
-            try:
-                pods = core.list_namespaced_pod(self.namespace, label_selector=self.SELECTOR).items
-                for pod in pods:
-                    if pod.metadata.uid in started or pod.metadata.deletion_timestamp:
-                        continue
-                    if (pod.status.phase or "Pending") != "Pending":
-                        continue
-                    started.add(pod.metadata.uid)
-                    self._run(core, pod)
-            except Exception as exc:  # kept for the test, which asserts there were none
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-            self._stop.wait(0.2)
-
-    def _run(self, core: client.CoreV1Api, pod: client.V1Pod) -> None:
-        (container,) = pod.spec.containers
-        # The image's ENTRYPOINT is `marketpulse`; the chart gives only arguments.
-        assert not container.command, container.command
-        name = pod.metadata.name
-        kubeconfig = service_account_kubeconfig(
-            self.kube,
-            self.api,
-            self.namespace,
-            pod.spec.service_account_name,
-            self.workdir / f"{name}.kubeconfig",
-        )
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        if container.env:
-            env.update(container_environment(self.api, self.namespace, container))
-        argv = [str(Path(sys.executable).with_name("marketpulse")), *container.args]
-        began = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
-        finished = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        output = result.stdout + result.stderr
-        (self.workdir / f"{name}.log").write_text(output)
-        self.runs.append(PodRun(name, argv, result.returncode, output))
-        terminated = {
-            "exitCode": result.returncode,
-            "reason": "Completed" if result.returncode == 0 else "Error",
-            "startedAt": began,
-            "finishedAt": finished,
-        }
-        status = {
-            "phase": "Succeeded" if result.returncode == 0 else "Failed",
-            "startTime": began,
-            "containerStatuses": [
-                {
-                    "name": container.name,
-                    "image": container.image,
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"terminated": terminated},
-                }
-            ],
-        }
-        core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
 
 
 def chart_s3_values(s3_server: S3Server) -> dict[str, Any]:
@@ -504,131 +390,3 @@ def test_the_operator_under_the_charts_account_and_rbac_reconciles_a_pipeline_fr
         timeout=30,
         what="the pipeline's Deployments to be garbage-collected",
     )
-
-
-# --- helm uninstall: the pre-delete hook deletes the pipelines while the operator finalizes them ------
-
-
-def remaining_in(api: client.ApiClient, namespace: str) -> dict[str, list[str]]:
-    """Every object left in the namespace that the cluster did not put there: Kind/name -> finalizers
-    of those being deleted (an empty list for those that are not)."""
-    found: dict[str, list[str]] = {}
-    for api_version, plural, kind in (
-        ("marketpulse.io/v1alpha1", "stockpipelines", "StockPipeline"),
-        ("apps/v1", "deployments", "Deployment"),
-        ("batch/v1", "cronjobs", "CronJob"),
-        ("batch/v1", "jobs", "Job"),
-        ("v1", "pods", "Pod"),
-        ("v1", "services", "Service"),
-        ("networking.k8s.io/v1", "ingresses", "Ingress"),
-        ("v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
-        ("v1", "secrets", "Secret"),
-        ("v1", "configmaps", "ConfigMap"),
-        ("v1", "serviceaccounts", "ServiceAccount"),
-        ("rbac.authorization.k8s.io/v1", "roles", "Role"),
-        ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
-        ("kafka.strimzi.io/v1", "kafkatopics", "KafkaTopic"),
-        ("kafka.strimzi.io/v1", "kafkausers", "KafkaUser"),
-        ("monitoring.coreos.com/v1", "servicemonitors", "ServiceMonitor"),
-        ("monitoring.coreos.com/v1", "prometheusrules", "PrometheusRule"),
-        ("kopf.dev/v1", "kopfpeerings", "KopfPeering"),
-    ):
-        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        response = api.call_api(
-            f"{prefix}/namespaces/{namespace}/{plural}",
-            "GET",
-            _preload_content=False,
-            _return_http_data_only=True,
-        )
-        for item in json.loads(response.data)["items"]:
-            meta = item["metadata"]
-            deleting = meta.get("finalizers", []) if meta.get("deletionTimestamp") else []
-            found[f"{kind}/{meta['name']}"] = deleting
-    # What the control plane puts in every namespace.
-    for own in ("ServiceAccount/default", "ConfigMap/kube-root-ca.crt"):
-        found.pop(own, None)
-    return found
-
-
-@pytest.mark.s3
-def test_helm_uninstall_deletes_every_pipeline_through_the_operator_and_leaves_only_what_retain_keeps(
-    helm: Helm, s3_server: S3Server, fake_kubelet: FakeKubelet | None, tmp_path: Path
-) -> None:
-    api, namespace = helm.api, helm.namespace
-    metrics_port, health_port = free_port(), free_port()
-    watchlist = ["AAPL", "MSFT"]
-    values: dict[str, Any] = {
-        # Only the release namespace: the hook of an operator serving every namespace would wait for
-        # every pipeline in the (shared) test cluster.
-        "operator": {"watchAnyNamespace": False, "metricsPort": metrics_port, "healthPort": health_port},
-        "s3": chart_s3_values(s3_server),
-        # One pipeline from chart values, with deletionPolicy Delete ...
-        "pipelines": [{"name": "gone", "spec": {"watchlist": watchlist, "deletionPolicy": "Delete"}}],
-    }
-    helm.install("defaults", values)
-    # ... and one a user applied, with the default deletionPolicy Retain.
-    kept = {"apiVersion": "marketpulse.io/v1alpha1", "kind": "StockPipeline", "metadata": {"name": "kept"}}
-    helm.run(
-        helm.kubectl,
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=json.dumps({**kept, "spec": {"watchlist": watchlist}}),
-    )
-    with chart_operator(helm, tmp_path) as log:
-        reconciled = {
-            name: wait_for(
-                lambda name=name: (
-                    (p := pipeline(api, namespace, name))
-                    and "marketpulse.io/cleanup" in p["metadata"].get("finalizers", [])
-                    and (p.get("status") or {}).get("bucket")
-                    and p
-                ),
-                timeout=60,
-                what=f"pipeline {name} to be reconciled",
-            )
-            for name in ("gone", "kept")
-        }
-        buckets = {name: p["status"]["bucket"] for name, p in reconciled.items()}
-        s3 = minio_client(s3_server.endpoint, s3_server.access_key, s3_server.secret_key)
-        before = {name: s3.bucket_exists(bucket) for name, bucket in buckets.items()}
-        # No pipeline is deleted by hand: the uninstall alone must let both go.
-        helm.run(
-            helm.helm, "uninstall", helm.release, "--namespace", namespace, "--wait", "--timeout", "120s"
-        )
-        operator_log = log.read_text()
-    # Garbage collection (kube-controller-manager) removes what the finalized pipelines still owned.
-    expected = {
-        "KafkaTopic/kept-alerts": [],
-        "KafkaTopic/kept-ticks": [],
-        "KafkaTopic/kept-ticks-dlq": [],
-        "PersistentVolumeClaim/kept-warehouse": [],
-        # Deleted by the operator (Delete policy); the local control plane runs no pvc-protection
-        # controller, which on a cluster removes this finalizer once no pod mounts the claim.
-        "PersistentVolumeClaim/gone-warehouse": ["kubernetes.io/pvc-protection"],
-    }
-    try:
-        left = wait_for(
-            lambda: (found := remaining_in(api, namespace)) == expected and found,
-            timeout=60,
-            what="only what Retain keeps to remain",
-        )
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; left: {remaining_in(api, namespace)}") from None
-
-    assert before == {"gone": True, "kept": True}
-    assert left == expected
-    assert helm.leftovers() == []
-    assert s3.bucket_exists(buckets["kept"]), "Retain keeps the bucket"
-    assert not s3.bucket_exists(buckets["gone"]), "Delete removes the bucket"
-    assert "Forbidden" not in operator_log.split("Deleted")[0], operator_log[-3000:]
-    if fake_kubelet is not None:
-        assert fake_kubelet.errors == []
-        assert len(fake_kubelet.runs) == 1, [(r.pod, r.exit_code, r.output) for r in fake_kubelet.runs]
-        (run,) = fake_kubelet.runs
-        assert run.exit_code == 0, run.output
-        assert run.argv[1:] == ["operator", "cleanup", "--timeout=240", f"--namespace={namespace}"]
-        assert f"StockPipeline {namespace}/gone finalized" in run.output
-        assert f"StockPipeline {namespace}/kept finalized" in run.output

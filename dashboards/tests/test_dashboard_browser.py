@@ -3,7 +3,7 @@ S3 server, each of the seven pages loaded in headless Chromium, its charts or me
 exception shown. A screenshot of every page is saved (and copied to $MARKETPULSE_SCREENSHOT_DIR).
 
 Needs Debian's `chromium` and `chromium-driver` packages (CI installs them); the driver is never
-downloaded."""
+downloaded (the `browser` fixture, from marketpulse.localenv.pytest_plugin)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from marketpulse.localenv.s3 import S3Server
@@ -29,17 +28,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.s3]
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA"]
 PAGE_TIMEOUT = 60
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1440,1100",
-)
 
 
 @dataclass(frozen=True)
@@ -76,36 +64,6 @@ return {
   charts: charts,
 };
 """
-
-
-def chromium_paths() -> tuple[str, str]:
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if browser is None or driver is None:
-        missing = ", ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None)
-        pytest.fail(
-            f"{missing} not found on PATH: install Debian's chromium and chromium-driver packages "
-            "(`apt-get install chromium chromium-driver`, as CI does) to run the browser tests.",
-            pytrace=False,
-        )
-    return browser, driver
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    binary, driver = chromium_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    # An explicit driver path: Selenium Manager (which would download one) never runs.
-    chrome = webdriver.Chrome(
-        service=Service(executable_path=driver, log_output=str(tmp_path / "chromedriver.log")),
-        options=options,
-    )
-    chrome.set_page_load_timeout(PAGE_TIMEOUT)
-    yield chrome
-    chrome.quit()
 
 
 @pytest.fixture

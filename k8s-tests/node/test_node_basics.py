@@ -4,9 +4,7 @@ logs through the API server, Services by cluster DNS name, service-account token
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -14,12 +12,10 @@ from kubernetes.client.rest import ApiException
 
 from marketpulse.localenv import node_network
 from marketpulse.localenv.node import NODE_NAME, STORAGE_CLASS
-from marketpulse.localenv.pytest_plugin import NodeCluster
+from marketpulse.localenv.pytest_plugin import NodeCluster, eventually
 from marketpulse.localenv.versions import KUBERNETES_VERSION
 
 pytestmark = pytest.mark.node
-
-T = TypeVar("T")
 
 POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {
@@ -27,20 +23,6 @@ CONTAINER_SECURITY = {
     "capabilities": {"drop": ["ALL"]},
     "readOnlyRootFilesystem": True,
 }
-
-
-def eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except ApiException as exc:
-            value, last = None, exc.reason
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
 
 
 def python_pod(name: str, image: str, code: str, **spec: Any) -> dict[str, Any]:

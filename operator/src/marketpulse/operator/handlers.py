@@ -18,7 +18,7 @@ import prometheus_client
 
 from marketpulse.operator.api import GROUP, PLURAL, VERSION
 from marketpulse.operator.debounce import Debouncer
-from marketpulse.operator.kube import STRIMZI_GROUP, KubeApi, KubeError, Ref, load_configuration
+from marketpulse.operator.kube import STRIMZI_GROUP, KubeApi, KubeError, Ref, bearer_token, load_configuration
 from marketpulse.operator.metrics import API_WRITES, DURATION, ERRORS, RECONCILES, PhaseBook
 from marketpulse.operator.podhealth import pod_problem
 from marketpulse.operator.reconcile import Outcome, Runtime, cleanup, reconcile
@@ -137,9 +137,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     def login(**_: Any) -> kopf.ConnectionInfo:
         # One source of credentials for kopf's watches and for the operator's own client.
         configuration = load_configuration(settings.kubeconfig)
-        # auth_settings() resolves the token wherever the client keeps it (and refreshes in-cluster ones).
-        bearer = configuration.auth_settings().get("BearerToken", {}).get("value") or ""
-        token = str(bearer).removeprefix("Bearer ").strip()
+        token = bearer_token(configuration)
         return kopf.ConnectionInfo(
             server=configuration.host,
             ca_path=configuration.ssl_ca_cert,
@@ -147,7 +145,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             certificate_path=configuration.cert_file,
             private_key_path=configuration.key_file,
             scheme="Bearer" if token else None,
-            token=token or None,
+            token=token,
         )
 
     @kopf.on.startup(registry=registry)

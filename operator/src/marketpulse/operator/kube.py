@@ -83,6 +83,19 @@ def load_configuration(kubeconfig: Path | None) -> client.Configuration:
     return configuration
 
 
+def bearer_token(configuration: client.Configuration) -> str | None:
+    """The bearer token the client sends, without its scheme; None when it authenticates otherwise.
+
+    `auth_settings()` resolves it wherever the client keeps it and refreshes an in-cluster token. The
+    scheme comes as the source wrote it: "Bearer" from a kubeconfig, "bearer" from load_incluster_config.
+    """
+    value = str(configuration.auth_settings().get("BearerToken", {}).get("value") or "").strip()
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer":
+        value = token.strip()
+    return value or None
+
+
 def object_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     path = f"{base}/namespaces/{namespace}/{PLURALS[kind]}" if namespace else f"{base}/{PLURALS[kind]}"

@@ -110,9 +110,13 @@ def image(
 ) -> None:
     """Build the MarketPulse images with buildah, without Docker (as root; cached by their inputs)."""
     from marketpulse.localenv.image import ensure_image, image_size
+    from marketpulse.localenv.node import NODE_NAME, import_into_running_node
 
     try:
         for built in [ensure_image(t) for t in target or list(Target)]:
             out.print(f"{built.reference}  {image_size(built.reference)}  archive: {built.archive}")
+            # With `dev up --only cluster` running, its pods can use the image at once (pullPolicy Never).
+            if import_into_running_node(built.archive):
+                out.print(f"  imported into node {NODE_NAME}")
     except ComponentError as exc:
         raise _fail(exc) from None

@@ -89,8 +89,11 @@ def _default_binary_name(package: str) -> str:
     return parts[-1]
 
 
-def ensure_built(build: GoBuild) -> Path:
-    """Build once per machine; later calls return the cached binaries at once."""
+def ensure_built(build: GoBuild, *, live: bool = True) -> Path:
+    """Build once per machine; later calls return the cached binaries at once.
+
+    `live=False` prints progress lines instead of a spinner, for builds run side by side in threads.
+    """
     if build.is_built():
         return build.bin_dir
     with file_lock(cache_dir() / "locks" / f"{build.name}.lock"):
@@ -106,7 +109,12 @@ def ensure_built(build: GoBuild) -> Path:
         env = {"GOFLAGS": "-mod=mod"}
         console.print(f"[bold]obtaining {build.name}[/] {build.hint}".rstrip())
         run_step(
-            f"resolve Go modules for {build.name}", ["go", "mod", "tidy"], log_path=log, cwd=work, env=env
+            f"resolve Go modules for {build.name}",
+            ["go", "mod", "tidy"],
+            log_path=log,
+            cwd=work,
+            env=env,
+            live=live,
         )
         staging = work / "bin"
         staging.mkdir()
@@ -125,6 +133,7 @@ def ensure_built(build: GoBuild) -> Path:
             cwd=work,
             env=env,
             hint=build.hint,
+            live=live,
         )
         for package, binary in build.packages.items():
             built = staging / _default_binary_name(package)

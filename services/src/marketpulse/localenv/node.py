@@ -9,6 +9,7 @@ clears, also after a crash. What each piece needs on this kind of machine is wri
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import os
@@ -128,6 +129,49 @@ class Node:
     def remove_leftovers(self) -> None:
         remove_leftovers(self.workdir)
 
+    def restart(self, names: tuple[str, ...] = ("kubelet", "containerd"), downtime: float = 2.0) -> None:
+        """Stop these processes (in this order), then start them again as they were, in reverse order.
+
+        Running containers survive: each has its own shim in its own process group, which containerd
+        and the kubelet find again when they come back (what a node's `systemctl restart` does).
+        """
+        stopped: list[tuple[int, ManagedProcess]] = []
+        for name in names:
+            index, old = next((i, p) for i, p in enumerate(self.processes) if p.name == name)
+            old.stop()
+            stopped.append((index, old))
+        time.sleep(downtime)
+        restarted_at = float(int(time.time()))  # heartbeats have whole seconds
+        for index, old in reversed(stopped):
+            process = ManagedProcess(old.name, old.argv, old.log_path, env=old.env).start()
+            self.processes[index] = process
+            if old.name == "containerd":
+                wait_for(
+                    lambda: self._ctr("version", check=False).returncode == 0,
+                    timeout=60,
+                    step="restart containerd",
+                    what="containerd to answer again",
+                    log_path=process.log_path,
+                    alive=process.alive,
+                )
+        if "kubelet" in names:
+            kubelet = next(p for p in self.processes if p.name == "kubelet")
+            wait_for(
+                lambda: self.ready() and self._heartbeat() >= restarted_at,
+                timeout=60,
+                step="restart kubelet",
+                what=f"node {NODE_NAME} to report Ready from the restarted kubelet",
+                log_path=kubelet.log_path,
+                alive=kubelet.alive,
+                interval=0.5,
+            )
+
+    def _heartbeat(self) -> float:
+        """When the kubelet last wrote the node's Ready condition (seconds since the epoch)."""
+        conditions = self.node_object().get("status", {}).get("conditions", [])
+        stamp = next(c["lastHeartbeatTime"] for c in conditions if c["type"] == "Ready")
+        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
     # --- cgroups ---------------------------------------------------------------------------------
     def _make_cgroup_root(self) -> None:
         for hierarchy in _cgroup_hierarchies():
@@ -205,16 +249,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.de
         )
 
     def _ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        ctr = ensure_node_binaries()["ctr"]
-        argv = [str(ctr), "--address", str(self.containerd_socket), "--namespace", K8S_NAMESPACE, *args]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if check and result.returncode != 0:
-            raise ComponentError(f"ctr {args[0]}", f"`{' '.join(argv)}` failed: {result.stderr.strip()}")
-        return result
+        return _ctr(*args, check=check)
 
     def import_image(self, archive: Path) -> None:
         """Import a docker-archive or OCI archive into the node's image store (pods use it as present)."""
-        self._ctr("images", "import", "--no-unpack=false", str(archive))
+        _ctr("images", "import", "--no-unpack=false", str(archive))
 
     def images(self) -> list[str]:
         return self._ctr("images", "list", "--quiet").stdout.split()
@@ -483,6 +522,24 @@ def prepare(workdir: Path) -> None:
     net.preflight()
     remove_leftovers(workdir)
     net.create()
+
+
+def _ctr(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    ctr = ensure_node_binaries()["ctr"]
+    socket = SOCKET_DIR / "containerd.sock"
+    argv = [str(ctr), "--address", str(socket), "--namespace", K8S_NAMESPACE, *args]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise ComponentError(f"ctr {args[0]}", f"`{' '.join(argv)}` failed: {result.stderr.strip()}")
+    return result
+
+
+def import_into_running_node(archive: Path) -> bool:
+    """Import an image archive into the node's containerd if a node runs on this machine."""
+    if not (SOCKET_DIR / "containerd.sock").exists() or _ctr("version", check=False).returncode != 0:
+        return False
+    _ctr("images", "import", "--no-unpack=false", str(archive))
+    return True
 
 
 def node_ready(kubeconfig: Path) -> str:

@@ -9,14 +9,18 @@ against the cluster in $KUBECONFIG with `--use-existing-cluster` (e.g. kind).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import pytest
+from kubernetes.client.rest import ApiException
 
 from marketpulse.localenv import node_network
 from marketpulse.localenv.errors import ComponentError
@@ -28,6 +32,8 @@ from marketpulse.localenv.node import prepare as prepare_node
 from marketpulse.localenv.promtool import ensure_promtool
 from marketpulse.localenv.s3 import S3Server
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
+
+T = TypeVar("T")
 
 COMPONENT_FIXTURES = (
     "kafka_server",
@@ -84,6 +90,21 @@ class KubeTarget:
                 pytrace=False,
             )
         return result
+
+
+def eventually(probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.5) -> T:
+    """The probe's first truthy value within `timeout` seconds; API errors count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except (ApiException, httpx.HTTPError) as exc:
+            value, last = None, getattr(exc, "reason", None) or exc
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
 
 
 def _start(factory: Callable[[], Any]) -> Any:
@@ -230,3 +251,45 @@ def pytest_runtest_makereport(
         elif hasattr(component, "log_tail"):
             report.sections.append((f"{name} log (last lines)", component.log_tail()))
     return report
+
+
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1440,1100",
+)
+PAGE_TIMEOUT = 60
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium through Debian's chromedriver (selenium); Selenium Manager never downloads one."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if binary is None or driver is None:
+        missing = ", ".join(n for n, p in (("chromium", binary), ("chromedriver", driver)) if p is None)
+        pytest.fail(
+            f"{missing} not found on PATH: install Debian's chromium and chromium-driver packages "
+            "(`apt-get install chromium chromium-driver`, as CI does) to run the browser tests.",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    chrome = webdriver.Chrome(
+        service=Service(executable_path=driver, log_output=str(tmp_path / "chromedriver.log")),
+        options=options,
+    )
+    chrome.set_page_load_timeout(PAGE_TIMEOUT)
+    yield chrome
+    chrome.quit()

@@ -19,16 +19,23 @@ import orjson
 
 from marketpulse.localenv import node_network
 from marketpulse.localenv.errors import ComponentError
-from marketpulse.localenv.helm import ensure_helm
+from marketpulse.localenv.gobuild import GoBuild, ensure_built
+from marketpulse.localenv.helm import HELM, ensure_helm
 from marketpulse.localenv.kafka import KafkaServer, ensure_kafka
-from marketpulse.localenv.kube import ControlPlane, ensure_control_plane_binaries, ensure_kubectl
+from marketpulse.localenv.kube import (
+    ETCD,
+    KUBERNETES,
+    ControlPlane,
+    ensure_control_plane_binaries,
+    ensure_kubectl,
+)
 from marketpulse.localenv.node import Node, node_ready
 from marketpulse.localenv.node import prepare as prepare_node
 from marketpulse.localenv.node import remove_leftovers as remove_node_leftovers
-from marketpulse.localenv.node_binaries import ensure_node_binaries
+from marketpulse.localenv.node_binaries import CONTAINERD, COREDNS, RUNC, ensure_node_binaries
 from marketpulse.localenv.process import ManagedProcess, pid_alive, port_is_open, stop_process_group
-from marketpulse.localenv.promtool import ensure_promtool
-from marketpulse.localenv.s3 import S3Server, ensure_versitygw
+from marketpulse.localenv.promtool import PROMTOOL, ensure_promtool
+from marketpulse.localenv.s3 import VERSITYGW, S3Server, ensure_versitygw
 from marketpulse.localenv.snowflake import FakeSnowflakeServer
 
 # `cluster` is a control plane with a real node (containerd, kubelet, ...): it needs root and changes
@@ -38,6 +45,9 @@ COMPONENTS = ("cluster", "kafka", "s3", "k8s", "snowflake")
 DEFAULT_COMPONENTS = ("kafka", "s3", "k8s", "snowflake")
 # Tools the tests run that `dev obtain` fetches too but that `dev up` has nothing to start for.
 TOOLS: dict[str, Callable[[], object]] = {"promtool": ensure_promtool}
+TOOL_BUILDS: dict[str, tuple[GoBuild, ...]] = {"promtool": (PROMTOOL,)}
+# Builds side by side: their module downloads and links overlap the compilation of the others.
+PARALLEL_BUILDS = 4
 OBTAINABLE = (*COMPONENTS, *TOOLS)
 
 
@@ -55,6 +65,8 @@ class ComponentSpec:
     cleanup: Callable[[Path], None] | None = None
     # Checks of the machine before anything is obtained or started (root, kernel features, routes).
     preflight: Callable[[], None] | None = None
+    # The Go builds `obtain` needs, which `dev obtain` runs side by side.
+    builds: tuple[GoBuild, ...] = ()
 
 
 def _kafka(workdir: Path, ports: dict[str, Any]) -> tuple[Server, list[ManagedProcess]]:
@@ -150,11 +162,15 @@ SPECS: dict[str, ComponentSpec] = {
         ("etcd_port", "etcd_peer_port", "apiserver_port", "controller_manager_port"),
         cleanup=lambda workdir: remove_node_leftovers(workdir / "node"),
         preflight=node_network.preflight,
+        builds=(KUBERNETES, ETCD, HELM, CONTAINERD, RUNC, COREDNS),
     ),
     "kafka": ComponentSpec(ensure_kafka, _kafka, ("port", "controller_port")),
-    "s3": ComponentSpec(ensure_versitygw, _s3, ("port",)),
+    "s3": ComponentSpec(ensure_versitygw, _s3, ("port",), builds=(VERSITYGW,)),
     "k8s": ComponentSpec(
-        _obtain_k8s, _k8s, ("etcd_port", "etcd_peer_port", "apiserver_port", "controller_manager_port")
+        _obtain_k8s,
+        _k8s,
+        ("etcd_port", "etcd_peer_port", "apiserver_port", "controller_manager_port"),
+        builds=(KUBERNETES, ETCD, HELM),
     ),
     "snowflake": ComponentSpec(lambda: None, _snowflake, ("port",)),
 }
@@ -209,17 +225,28 @@ class DevStack:
         return bool(entry.get("pids")) and all(pid_alive(pid) for pid in entry["pids"])
 
     def obtain(self, names: Iterable[str]) -> None:
-        """Obtain components; Kafka's download overlaps the CPU-bound Go builds."""
+        """Obtain components: every Go build and Kafka's download side by side, then what is left
+        (checks and links, at once since everything is cached by then)."""
         wanted = list(names)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            kafka = pool.submit(ensure_kafka, live=False) if "kafka" in wanted else None
-            for name in wanted:
-                if name in TOOLS:
-                    TOOLS[name]()
-                elif name != "kafka":
-                    SPECS[name].obtain()
-            if kafka is not None:
-                kafka.result()
+        builds = {
+            build.name: build
+            for name in wanted
+            for build in (TOOL_BUILDS[name] if name in TOOLS else SPECS[name].builds)
+        }
+        with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
+            jobs = [pool.submit(ensure_built, build, live=False) for build in builds.values()]
+            if "kafka" in wanted:
+                jobs.append(pool.submit(ensure_kafka, live=False))
+            # Every job runs to its end; the first failure is raised after all have finished.
+            errors = [job.exception() for job in jobs]
+        for error in errors:
+            if error is not None:
+                raise error
+        for name in wanted:
+            if name in TOOLS:
+                TOOLS[name]()
+            else:
+                SPECS[name].obtain()
 
     def up(self, names: Iterable[str]) -> dict[str, Any]:
         names = list(names)
