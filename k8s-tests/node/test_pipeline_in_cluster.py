@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from minio.error import S3Error
 
 from marketpulse.localenv.kafka import KafkaServer
 from marketpulse.localenv.pytest_plugin import eventually
@@ -26,8 +27,14 @@ WATCHLIST = {"AAPL", "MSFT", "NVDA"}
 
 
 def gold_symbols(release: Release, bucket: str) -> set[str]:
+    """Symbols of the published 1-minute bars; none before the first publication."""
     s3 = minio_client(release.s3.endpoint, release.s3.access_key, release.s3.secret_key)
-    response = s3.get_object(bucket, "gold/ohlc_1m.parquet")
+    try:
+        response = s3.get_object(bucket, "gold/ohlc_1m.parquet")
+    except S3Error as exc:
+        if exc.code == "NoSuchKey":
+            return set()
+        raise
     try:
         table = pq.read_table(io.BytesIO(response.read()))
     finally:
