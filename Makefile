@@ -38,7 +38,13 @@ test: lint  ## Everything CI runs: lint, obtain the components and build the ima
 	  $(BIN)/marketpulse dev obtain; \
 	  wait $$images || { cat .marketpulse/image.log; echo "error: building the images failed" >&2; exit 1; }; \
 	  cat .marketpulse/image.log
-	$(BIN)/pytest
+	@# The node tier (-m node: pods on a real kubelet, mostly waiting on them) runs beside the rest of
+	@# the suite, in its own pytest session: its output follows the other's.
+	$(BIN)/pytest -m node -p no:cacheprovider > .marketpulse/test-node.log 2>&1 & node=$$!; \
+	  rest=0; $(BIN)/pytest -m 'not node' || rest=$$?; \
+	  tier=0; wait $$node || tier=$$?; \
+	  echo "=== the node tier (pytest -m node) ==="; cat .marketpulse/test-node.log; \
+	  exit $$(( rest != 0 ? rest : tier ))
 
 test-fast: $(STAMP)  ## Tests that need no server.
 	$(BIN)/pytest -m 'not kafka and not s3 and not k8s and not helm and not snowflake and not image'

@@ -227,8 +227,8 @@ def split_reference(reference: str) -> tuple[str, str]:
     return repository, tag
 
 
-@pytest.fixture(scope="module")
-def release(
+@contextmanager
+def installed_release(
     node_cluster: NodeCluster,
     node_api: client.ApiClient,
     node_s3: S3Server,
@@ -261,4 +261,29 @@ def release(
         node_cluster.run([*argv, *set_json(values)], timeout=240)
         yield Release(node_cluster, node_api, helm_binary, kubectl_binary, namespace, name, node_s3, values)
         uninstall = [helm_binary, "uninstall", name, "-n", namespace, "--wait", "--timeout", "240s"]
-        node_cluster.run(uninstall, timeout=300, check=False)
+        node_cluster.run([*uninstall, "--ignore-not-found"], timeout=300, check=False)
+
+
+_RELEASE_FIXTURES = (
+    "node_cluster",
+    "node_api",
+    "node_s3",
+    "helm_binary",
+    "kubectl_binary",
+    "operator_image",
+    "workloads_image",
+)
+
+
+@pytest.fixture(scope="session")
+def release(request: pytest.FixtureRequest) -> Iterator[Release]:
+    """One release for the node tests that leave it installed (each uses pipelines of its own names)."""
+    with installed_release(*(request.getfixturevalue(f) for f in _RELEASE_FIXTURES)) as installed:
+        yield installed
+
+
+@pytest.fixture
+def own_release(request: pytest.FixtureRequest) -> Iterator[Release]:
+    """A release of the test's own, for a test that uninstalls it."""
+    with installed_release(*(request.getfixturevalue(f) for f in _RELEASE_FIXTURES)) as installed:
+        yield installed

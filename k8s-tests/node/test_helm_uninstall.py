@@ -43,7 +43,8 @@ class HookWatch:
 
 
 @pytest.fixture
-def hook_watch(release: Release) -> Iterator[HookWatch]:
+def hook_watch(own_release: Release) -> Iterator[HookWatch]:
+    release = own_release
     watch, stop = HookWatch(), threading.Event()
     core = client.CoreV1Api(release.api)
 
@@ -70,8 +71,9 @@ def hook_watch(release: Release) -> Iterator[HookWatch]:
 
 
 def test_helm_uninstall_runs_the_hook_pod_which_deletes_every_pipeline_through_the_operator(
-    release: Release, node_kafka: KafkaServer, hook_watch: HookWatch
+    own_release: Release, node_kafka: KafkaServer, hook_watch: HookWatch
 ) -> None:
+    release = own_release
     for name, policy in (("gone", "Delete"), ("kept", "Retain")):
         release.apply(release.direct_pipeline(name, node_kafka, deletionPolicy=policy))
     buckets = {

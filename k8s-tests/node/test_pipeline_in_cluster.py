@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -78,11 +79,18 @@ def live_page(browser: Any, url: str) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+@pytest.fixture
+def lab(release: Release) -> Iterator[str]:
+    """The pipeline's name; deleted afterwards, since the node's 2 CPUs hold one pipeline's requests."""
+    yield "lab"
+    release.delete("lab")
+
+
 def test_an_applied_pipeline_runs_every_workload_as_a_ready_pod_and_delivers_gold_for_every_symbol(
-    release: Release, node_kafka: KafkaServer, browser: Any
+    release: Release, node_kafka: KafkaServer, browser: Any, lab: str
 ) -> None:
     applied = time.monotonic()
-    release.apply(release.direct_pipeline("lab", node_kafka))
+    release.apply(release.direct_pipeline(lab, node_kafka))
     ready = release.wait_phase("lab", "Ready")
     ready_after = time.monotonic() - applied
     pods = release.all_pods_ready("lab", components=4)

@@ -74,8 +74,11 @@ def archive_group(flow: Flow) -> str:
     )
 
 
-def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records of `topic` past the group's committed offsets (a partition never committed counts from low)."""
+def consumer_lag(bootstrap: str, group: str, topic: str, until: Mapping[int, int] | None = None) -> int:
+    """Records of `topic` past the group's committed offsets (a partition never committed counts from low).
+
+    `until` counts only up to these end offsets per partition (a snapshot of a topic still written to).
+    """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         metadata = consumer.list_topics(topic, timeout=10)
@@ -84,19 +87,20 @@ def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
         for committed in consumer.committed(partitions, timeout=10):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, committed.partition), timeout=10)
             position = committed.offset if committed.offset >= 0 else low
-            lag += max(0, high - position)
+            end = high if until is None else until.get(committed.partition, 0)
+            lag += max(0, end - position)
         return lag
     finally:
         consumer.close()
 
 
-def wait_for_lag_zero(flow: Flow, timeout: float) -> float | None:
+def wait_for_lag_zero(flow: Flow, timeout: float, until: Mapping[int, int] | None = None) -> float | None:
     """Monotonic time the archive group's lag was first seen at 0, or None on timeout."""
     deadline = time.monotonic() + timeout
     group = archive_group(flow)
     while time.monotonic() < deadline:
         try:
-            if consumer_lag(flow.bootstrap, group, flow.ticks_topic) == 0:
+            if consumer_lag(flow.bootstrap, group, flow.ticks_topic, until) == 0:
                 return time.monotonic()
         except KafkaException:  # the broker may still be coming back: keep asking until the deadline
             time.sleep(0.5)
@@ -130,15 +134,25 @@ def drain_and_check(
     expect_bronze_duplicates: bool | None = None,
     notes: Mapping[str, Any] | None = None,
     timeout: float = 120,
+    until: Mapping[int, int] | None = None,
 ) -> ScenarioResult:
     """Judge `scenario` once its fault is over; records and returns the result (check `.violations`).
 
     `archive`, when given, is a running archiver: the drain waits for lag 0, then stops it with
     SIGTERM. `fault_cleared_at` is the monotonic time the fault ended; recovery is measured from it
     to the end of the transform that put every acknowledged tick in silver.
+
+    `until` judges a pipeline that keeps running (its own archive still consuming): the ledger is the
+    ticks topic up to these end offsets, and the drain waits until the archive group has committed
+    them, instead of waiting for a lag of 0 that a live producer never leaves.
     """
     violations: list[str] = []
     extra: dict[str, Any] = dict(notes or {})
+    if until is not None:
+        if (caught_up := wait_for_lag_zero(flow, timeout, until)) is None:
+            violations.append(f"the archive group did not commit the ledger's offsets within {timeout}s")
+        else:
+            extra["bronze_caught_up_seconds"] = round(max(0.0, caught_up - fault_cleared_at), 1)
     if archive is not None:
         if (drained_at := wait_for_lag_zero(flow, timeout)) is None:
             violations.append(f"the archive group did not reach lag 0 within {timeout}s")
@@ -151,7 +165,7 @@ def drain_and_check(
         except subprocess.TimeoutExpired:
             archive.kill()
             violations.append("the archive did not stop within 60s of SIGTERM")
-    lag = consumer_lag(flow.bootstrap, archive_group(flow), flow.ticks_topic)
+    lag = consumer_lag(flow.bootstrap, archive_group(flow), flow.ticks_topic, until)
 
     database = database or flow.workdir / "warehouse.duckdb"
     started = time.monotonic()
