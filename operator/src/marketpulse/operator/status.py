@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
-ConditionStatus = Literal["True", "False", "Unknown"]
+from marketpulse.operator.api import Condition, StockPipelineStatus, SymbolFreshness
+from marketpulse.operator.api.v1alpha1 import ConditionStatus, Phase
 
 # Concerns in the order they are reported; Ready summarises them.
 CONCERNS = ("Topics", "Bucket", "Ingest", "Archive", "Transform", "Alerts", "Dashboard")
@@ -60,11 +61,7 @@ class Observed:
     freshness: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
 
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _phase(checks: Mapping[str, Check], suspended: bool, invalid: str | None) -> str:
+def _phase(checks: Mapping[str, Check], suspended: bool, invalid: str | None) -> Phase:
     if invalid is not None:
         return "Failed"
     if suspended:
@@ -104,28 +101,28 @@ def summarize(observed: Observed, generation: int) -> dict[str, Any]:
         old = before.get(kind)
         since = old["lastTransitionTime"] if old and old.get("status") == check.status else None
         conditions.append(
-            {
-                "type": kind,
-                "status": check.status,
-                "reason": check.reason,
-                "message": check.message,
-                "lastTransitionTime": since or _timestamp(observed.now),
-                "observedGeneration": generation,
-            }
+            Condition(
+                type=kind,
+                status=check.status,
+                reason=check.reason,
+                message=check.message,
+                last_transition_time=since or observed.now,
+                observed_generation=generation,
+            )
         )
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "phase": phase,
-        "conditions": conditions,
-        "topics": list(observed.topics),
-    }
-    if observed.bucket is not None:
-        status["bucket"] = observed.bucket
-    if observed.dashboard_url is not None:
-        status["dashboardUrl"] = observed.dashboard_url
-    if observed.freshness:
-        status["freshness"] = list(observed.freshness)
-    return status
+    status = StockPipelineStatus(
+        observed_generation=generation,
+        phase=phase,
+        conditions=conditions,
+        topics=list(observed.topics),
+        bucket=observed.bucket,
+        dashboard_url=observed.dashboard_url,
+        freshness=[SymbolFreshness.model_validate(entry) for entry in observed.freshness],
+    )
+    # Unset keys stay out of the wire form: a status patch then removes what is no longer known.
+    return status.model_dump(
+        mode="json", exclude_none=True, exclude=None if status.freshness else {"freshness"}
+    )
 
 
 def healthy(condition: Mapping[str, Any]) -> bool:
