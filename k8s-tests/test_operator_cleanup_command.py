@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from marketpulse.localenv.pytest_plugin import KubeTarget
 from marketpulse.operator.api import GROUP, PLURAL, VERSION
 from marketpulse.operator.api.crd import CRD_RELATIVE_PATH
-from marketpulse.operator.handlers import FINALIZER
+from marketpulse.operator.lifecycle import FINALIZER
 
 pytestmark = [pytest.mark.k8s]
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from marketpulse.operator import handlers
-from marketpulse.operator.handlers import pod_diagnosis_changed
+from marketpulse.operator import watch
 from marketpulse.operator.podhealth import (
     MAX_DETAIL,
     MAX_MESSAGE,
@@ -19,6 +18,7 @@ from marketpulse.operator.podhealth import (
     with_pods,
 )
 from marketpulse.operator.status import Check, Observed, summarize
+from marketpulse.operator.watch import pod_diagnosis_changed
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 IMAGE = "ghcr.io/marketpulse/marketpulse:0.1.0"
@@ -617,8 +617,8 @@ def test_a_pod_notifies_its_pipeline_only_when_its_diagnosis_changes() -> None:
 
 
 def test_the_pods_remembered_as_troubled_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert handlers.MAX_TRACKED_PODS == 50_000
-    monkeypatch.setattr(handlers, "MAX_TRACKED_PODS", 100)
+    assert watch.MAX_TRACKED_PODS == 50_000
+    monkeypatch.setattr(watch, "MAX_TRACKED_PODS", 100)
     troubled: dict[str, int] = {}
     crashing = crash_looping()
     for i in range(110):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marketpulse.operator.api import API_VERSION, KIND
-from marketpulse.operator.handlers import FINALIZER
 from marketpulse.operator.kube import KubeApi, KubeError, Ref
+from marketpulse.operator.lifecycle import FINALIZER
 
 # RBAC caches may lag a freshly created hook Role by a moment; a refusal that lasts is a real one.
 FORBIDDEN_GRACE_SECONDS = 10.0
