@@ -1,4 +1,5 @@
-"""Fixtures for tests that need a Kubernetes API server (local control plane or $KUBECONFIG)."""
+"""Fixtures for tests that need a Kubernetes API server (local control plane or $KUBECONFIG), and
+those of the operator's tests (their harness is `support/operator_harness.py`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+from operator_harness import Cluster, operator_settings
 
 from marketpulse.localenv.pytest_plugin import KubeTarget
+from marketpulse.localenv.s3 import S3Server
+from marketpulse.operator.settings import OperatorSettings
 
 HERE = Path(__file__).parent
 
@@ -29,3 +33,13 @@ def api_client(kube: KubeTarget) -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(str(kube.kubeconfig))
     yield api
     api.close()
+
+
+@pytest.fixture
+def cluster(kube: KubeTarget, kubectl_binary: Path, api_client: client.ApiClient) -> Cluster:
+    return Cluster(kube, kubectl_binary, api_client)
+
+
+@pytest.fixture
+def settings(kube: KubeTarget, s3_server: S3Server) -> OperatorSettings:
+    return operator_settings(kube, s3_server)
