@@ -165,6 +165,8 @@ def warehouse_env(spec: StockPipelineSpec) -> tuple[list[EnvVar], list[SecretFil
 
 
 _METRICS = Port("metrics", METRICS_PORT)
+# Warehouse variables only the transform reads: the DuckDB file and the schema dbt builds beside.
+_TRANSFORM_ONLY = frozenset({"MARKETPULSE_DUCKDB_PATH", "SNOWFLAKE_SCHEMA"})
 # On SIGTERM ingest flushes for up to its delivery timeout (a broker outage can last that long);
 # Kubernetes' default 30 s grace period would kill it mid-flush and lose the ticks still queued.
 _DELIVERY_TIMEOUT = IngestSettings.model_fields["ingest_delivery_timeout_seconds"].default
@@ -235,12 +237,16 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
         )
     if spec.dashboard.enabled:
         # The dashboard never opens the DuckDB file (one writer only): it reads gold Parquet from
-        # the bucket, or Snowflake's gold schema, so it gets the warehouse settings but no volume.
+        # the bucket, or Snowflake's gold schema, so it gets the warehouse's connection, not the
+        # file's path, dbt's base schema or a volume.
+        dashboard_wh = [e for e in wh_env if e.name not in _TRANSFORM_ONLY]
         workloads.append(
             Workload(
                 "dashboard",
                 ("marketpulse", "dashboard"),
-                tuple(common + s3 + wh_env + [EnvVar("MARKETPULSE_DASHBOARD_PORT", str(DASHBOARD_PORT))]),
+                tuple(
+                    common + s3 + dashboard_wh + [EnvVar("MARKETPULSE_DASHBOARD_PORT", str(DASHBOARD_PORT))]
+                ),
                 ports=(Port("http", DASHBOARD_PORT), _METRICS),
                 resources=Resources("250m", "512Mi", "1Gi"),
                 secret_files=tuple(wh_files),
