@@ -36,8 +36,15 @@ def api_client(kube: KubeTarget) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def cluster(kube: KubeTarget, kubectl_binary: Path, api_client: client.ApiClient) -> Cluster:
-    return Cluster(kube, kubectl_binary, api_client)
+def cluster(
+    kube: KubeTarget, kubectl_binary: Path, api_client: client.ApiClient, namespace: str
+) -> Iterator[Cluster]:
+    found = Cluster(kube, kubectl_binary, api_client)
+    yield found
+    # The test's operator has stopped, so a pipeline still in the namespace would keep its finalizer
+    # while the namespace terminates, and the operator of a later test that serves every namespace
+    # would meet it there (and post Events where nothing may be created). Gone before its namespace.
+    found.release_pipelines(namespace)
 
 
 @pytest.fixture

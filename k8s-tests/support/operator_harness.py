@@ -158,6 +158,30 @@ class Cluster:
             raise
         return False
 
+    def release_pipelines(self, namespace: str) -> None:
+        """Remove every StockPipeline left in `namespace` without its finalizer (no operator serves
+        it any more), and wait until they are gone."""
+
+        def left() -> list[dict[str, Any]]:
+            try:
+                found: list[dict[str, Any]] = self.objects.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL
+                )["items"]
+            except ApiException as exc:
+                if exc.status == 404:  # the StockPipeline CRD is not installed: nothing can be left
+                    return []
+                raise
+            return found
+
+        for pipeline in left():
+            name = pipeline["metadata"]["name"]
+            with contextlib.suppress(ApiException):  # gone meanwhile
+                self.objects.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}
+                )
+                self.delete_pipeline(namespace, name)
+        wait_for(lambda: not left(), timeout=30, what=f"the StockPipelines of {namespace} to go")
+
     def custom(self, api_version: str, plural: str, namespace: str) -> list[dict[str, Any]]:
         group, version = api_version.split("/")
         items: list[dict[str, Any]] = self.objects.list_namespaced_custom_object(
