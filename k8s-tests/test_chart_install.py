@@ -11,12 +11,10 @@ runs for real on the node (k8s-tests/node/test_helm_uninstall.py) and on any clu
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from marketpulse.localenv.process import free_port
-from marketpulse.localenv.pytest_plugin import KubeTarget
+from marketpulse.localenv.pytest_plugin import KubeTarget, container_environment, eventually
 from marketpulse.localenv.s3 import S3Server
 
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
@@ -66,17 +64,7 @@ CHART_KINDS = [
 
 
 def wait_for(predicate: Callable[[], T | None], *, timeout: float = 30, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (ApiException, httpx.HTTPError, KeyError) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last}" if last else ""))
+    return eventually(predicate, timeout=timeout, what=what, interval=0.1)
 
 
 class Helm:
@@ -258,22 +246,6 @@ def service_account_kubeconfig(
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
-
-
-def container_environment(
-    api: client.ApiClient, namespace: str, container: client.V1Container
-) -> dict[str, str]:
-    """The container's env as the kubelet would resolve it (values and secretKeyRefs)."""
-    core = client.CoreV1Api(api)
-    env = {}
-    for var in container.env:
-        if var.value is not None:
-            env[var.name] = var.value
-        else:
-            ref = var.value_from.secret_key_ref
-            secret = core.read_namespaced_secret(ref.name, namespace)
-            env[var.name] = base64.b64decode(secret.data[ref.key]).decode()
-    return env
 
 
 def chart_s3_values(s3_server: S3Server) -> dict[str, Any]:

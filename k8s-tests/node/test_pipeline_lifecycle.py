@@ -15,7 +15,6 @@ and the checks compare it with the ledger.
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 from kubernetes import client
 
 from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.pytest_plugin import NodeCluster, eventually
+from marketpulse.localenv.pytest_plugin import NodeCluster, container_environment, eventually
 from marketpulse.reliability.checks import drain_and_check
 from marketpulse.reliability.pipeline import FlowUnderTest
 from marketpulse.storage.s3 import minio_client
@@ -56,21 +55,11 @@ def flowing(release: Release, node_kafka: KafkaServer) -> Iterator[str]:
 
 
 def archive_environment(release: Release, name: str) -> dict[str, str]:
-    """The archive container's environment as its kubelet resolves it (values and secretKeyRefs)."""
-    deployment = client.AppsV1Api(release.api).read_namespaced_deployment(
-        f"{name}-archive", release.namespace
-    )
+    """The archive container's environment as its kubelet resolves it."""
+    apps = client.AppsV1Api(release.api)
+    deployment = apps.read_namespaced_deployment(f"{name}-archive", release.namespace)
     (container,) = deployment.spec.template.spec.containers
-    core = client.CoreV1Api(release.api)
-    env = {}
-    for var in container.env:
-        if var.value is not None:
-            env[var.name] = var.value
-        else:
-            ref = var.value_from.secret_key_ref
-            secret = core.read_namespaced_secret(ref.name, release.namespace)
-            env[var.name] = base64.b64decode(secret.data[ref.key]).decode()
-    return env
+    return container_environment(release.api, release.namespace, container)
 
 
 def ledger_from_topic(bootstrap: str, topic: str, path: Path) -> dict[int, int]:

@@ -13,18 +13,16 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
+from marketpulse.localenv.pytest_plugin import KubeTarget, eventually
 from marketpulse.localenv.s3 import S3Server
 from marketpulse.operator.api import GROUP, PLURAL, VERSION
 from marketpulse.operator.api.crd import CRD_RELATIVE_PATH
@@ -50,19 +48,7 @@ def wait_for(
     predicate: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.05, what: str = ""
 ) -> T:
     """Poll until `predicate` returns something truthy; fail after `timeout` seconds saying what."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (ApiException, httpx.HTTPError, KeyError, IndexError, TypeError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what or predicate}" + (f": {last}" if last else "")
-    )
+    return eventually(predicate, timeout=timeout, what=what, interval=interval)
 
 
 class Cluster:

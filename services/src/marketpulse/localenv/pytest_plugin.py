@@ -8,6 +8,7 @@ against the cluster in $KUBECONFIG with `--use-existing-cluster` (e.g. kind).
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -93,18 +94,38 @@ class KubeTarget:
 
 
 def eventually(probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.5) -> T:
-    """The probe's first truthy value within `timeout` seconds; API errors count as "not yet"."""
+    """The probe's first truthy value within `timeout` seconds, the one bounded wait of the tests.
+
+    API and HTTP errors, and lookups into an object that is not complete yet, count as "not yet".
+    """
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         try:
             value = probe()
-        except (ApiException, httpx.HTTPError) as exc:
+        except (ApiException, httpx.HTTPError, KeyError, IndexError, TypeError) as exc:
             value, last = None, getattr(exc, "reason", None) or exc
         if value:
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+
+
+def container_environment(api: Any, namespace: str, container: Any) -> dict[str, str]:
+    """A container's env as its kubelet resolves it (values and secretKeyRefs), for running its command
+    on this machine exactly as the pod runs it."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    env = {}
+    for var in container.env or []:
+        if var.value is not None:
+            env[var.name] = var.value
+        else:
+            ref = var.value_from.secret_key_ref
+            secret = core.read_namespaced_secret(ref.name, namespace)
+            env[var.name] = base64.b64decode(secret.data[ref.key]).decode()
+    return env
 
 
 def _start(factory: Callable[[], Any]) -> Any:
