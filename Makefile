@@ -11,19 +11,20 @@ STAMP := $(VENV)/.installed
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml dev/pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; MarketPulse needs Python 3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]' --editable ./dev
 	@touch $@
 
 install: $(STAMP)  ## Create .venv with pinned dependencies.
 
-lint: $(STAMP)  ## ruff (lint + format check) and mypy.
+lint: $(STAMP)  ## ruff (lint + format check), mypy and the import layers (import-linter).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)  ## Apply ruff's formatting and safe fixes.
 	$(BIN)/ruff format .
@@ -83,7 +84,7 @@ dev-down: $(STAMP)  ## Stop what dev-up started.
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtualenv.
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet '.[dev]'
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet '.[dev]' ./dev
 	{ echo "# Exact versions CI installs; regenerate with 'make lock'."; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^marketpulse'; } > requirements.lock
 	rm -rf .lock-venv

@@ -10,9 +10,9 @@ import pytest
 from kubernetes import client, config
 from operator_harness import Cluster, operator_settings
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.localenv.s3 import S3Server
 from marketpulse.operator.settings import OperatorSettings
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 HERE = Path(__file__).parent
 

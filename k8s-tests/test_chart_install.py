@@ -26,9 +26,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from marketpulse.localenv.process import free_port
-from marketpulse.localenv.pytest_plugin import KubeTarget, container_environment, eventually
-from marketpulse.localenv.s3 import S3Server
+from marketpulse_dev.localenv.process import free_port
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import KubeTarget, container_environment, eventually
 
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.localenv.versions import KUBERNETES_VERSION
+from marketpulse_dev.localenv.versions import KUBERNETES_VERSION
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = pytest.mark.k8s
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.localenv.versions import KUBERNETES_VERSION
+from marketpulse_dev.localenv.versions import KUBERNETES_VERSION
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = [pytest.mark.k8s, pytest.mark.helm]
 

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from marketpulse.bench.operator_bench import histogram_quantile, parse_metrics, percentile, run_operator_bench
-from marketpulse.bench.report import ROW_KEYS, check_row
+from marketpulse_dev.bench.operator_bench import (
+    histogram_quantile,
+    parse_metrics,
+    percentile,
+    run_operator_bench,
+)
+from marketpulse_dev.bench.report import ROW_KEYS, check_row
 
 
 def test_histogram_quantiles_interpolate_within_a_bucket_as_prometheus_does() -> None:

@@ -26,9 +26,9 @@ from operator_harness import (
     wait_status,
 )
 
-from marketpulse.localenv.s3 import S3Server
 from marketpulse.operator.settings import OperatorSettings
 from marketpulse.storage.s3 import minio_client
+from marketpulse_dev.localenv.s3 import S3Server
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 

@@ -17,10 +17,10 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.operator.api import GROUP, PLURAL, VERSION
-from marketpulse.operator.api.crd import CRD_RELATIVE_PATH
+from marketpulse.contract.api import GROUP, PLURAL, VERSION
+from marketpulse.contract.api.crd import CRD_RELATIVE_PATH
 from marketpulse.operator.lifecycle import FINALIZER
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = [pytest.mark.k8s]
 

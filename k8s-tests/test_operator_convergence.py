@@ -21,15 +21,15 @@ from operator_harness import (
     wait_status,
 )
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.localenv.s3 import S3Server
-from marketpulse.operator.api import GROUP, PLURAL, VERSION
+from marketpulse.contract.api import GROUP, PLURAL, VERSION
 from marketpulse.operator.metrics import (
     BACKEND_WRITES,
     DURATION,
     api_writes_by_kind,
 )
 from marketpulse.operator.settings import OperatorSettings
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 

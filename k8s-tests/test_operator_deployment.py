@@ -24,9 +24,9 @@ from operator_harness import (
     wait_status,
 )
 
-from marketpulse.localenv.process import free_port
-from marketpulse.localenv.s3 import S3Server
 from marketpulse.operator.rbac import cluster_role
+from marketpulse_dev.localenv.process import free_port
+from marketpulse_dev.localenv.s3 import S3Server
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 

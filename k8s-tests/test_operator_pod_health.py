@@ -19,8 +19,8 @@ from operator_harness import (
     wait_status,
 )
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.localenv.s3 import S3Server
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 

@@ -18,13 +18,14 @@ from operator_harness import (
     wait_status,
 )
 
-from marketpulse.archive.quotes import QUOTES_KEY, QuoteBook
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.localenv.s3 import S3Server
+from marketpulse.archive.quotes import QuoteBook
+from marketpulse.contract.layout import QUOTES_KEY
 from marketpulse.operator.metrics import (
     DURATION,
 )
 from marketpulse.storage.s3 import minio_client
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from marketpulse.localenv.pytest_plugin import KubeTarget
-from marketpulse.operator.api import (
+from marketpulse.contract.api import (
     GROUP,
     PLURAL,
     VERSION,
@@ -24,7 +23,8 @@ from marketpulse.operator.api import (
     SymbolFreshness,
     validate_stockpipeline,
 )
-from marketpulse.operator.api.crd import CRD_NAME, CRD_RELATIVE_PATH
+from marketpulse.contract.api.crd import CRD_NAME, CRD_RELATIVE_PATH
+from marketpulse_dev.pytest_plugin import KubeTarget
 
 pytestmark = pytest.mark.k8s
 

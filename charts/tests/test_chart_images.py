@@ -1,4 +1,4 @@
-"""The Dockerfiles under images/, checked for structure in a second (services/tests/test_image_build.py,
+"""The Dockerfiles under images/, checked for structure in a second (tests/test_image_build.py,
 marked `image`, builds them for real with buildah)."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from marketpulse.cli import app
-from marketpulse.operator.api.v1alpha1 import StockPipeline
+from marketpulse.contract.api.v1alpha1 import StockPipeline
 from marketpulse.operator.rbac import CLUSTER_RULES
 from marketpulse.operator.settings import OperatorSettings
 

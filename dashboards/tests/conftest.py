@@ -25,13 +25,12 @@ import streamlit as st
 from minio import Minio
 
 import marketpulse.dashboard
-from marketpulse.archive.quotes import QUOTES_KEY
-from marketpulse.localenv.errors import ComponentError
-from marketpulse.localenv.process import free_port, wait_for
-from marketpulse.localenv.s3 import S3Server
+from marketpulse.contract.layout import GOLD_PREFIX, MANIFEST_KEY, QUOTES_KEY
 from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
-from marketpulse.transform.publish import GOLD_PREFIX, MANIFEST_KEY
+from marketpulse_dev.localenv.errors import ComponentError
+from marketpulse_dev.localenv.process import free_port, wait_for
+from marketpulse_dev.localenv.s3 import S3Server
 
 APP = Path(marketpulse.dashboard.__file__).parent / "app.py"
 VOLATILITY_WINDOWS = (5, 20, 60)

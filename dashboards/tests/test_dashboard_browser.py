@@ -3,7 +3,7 @@ S3 server, each of the seven pages loaded in headless Chromium, its charts or me
 exception shown. A screenshot of every page is saved (and copied to $MARKETPULSE_SCREENSHOT_DIR).
 
 Needs Debian's `chromium` and `chromium-driver` packages (CI installs them); the driver is never
-downloaded (the `browser` fixture, from marketpulse.localenv.pytest_plugin)."""
+downloaded (the `browser` fixture, from marketpulse_dev.pytest_plugin)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
-from marketpulse.localenv.s3 import S3Server
+from marketpulse_dev.localenv.s3 import S3Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.s3]
 

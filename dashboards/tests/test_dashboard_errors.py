@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from marketpulse.localenv.process import free_port
+from marketpulse_dev.localenv.process import free_port
 
 pytestmark = pytest.mark.s3
 

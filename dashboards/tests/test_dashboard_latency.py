@@ -16,9 +16,9 @@ import pandas as pd  # type: ignore[import-untyped]
 import pytest
 import streamlit as st
 
+from marketpulse.contract.settings.dashboard import DashboardSettings
 from marketpulse.dashboard import backends, data
-from marketpulse.dashboard.settings import DashboardSettings
-from marketpulse.localenv.s3 import S3Server
+from marketpulse_dev.localenv.s3 import S3Server
 
 pytestmark = pytest.mark.s3
 

@@ -13,7 +13,7 @@ import pytest
 import snowflake.connector
 from streamlit.testing.v1 import AppTest
 
-from marketpulse.localenv.snowflake import FakeSnowflakeServer
+from marketpulse_dev.localenv.snowflake import FakeSnowflakeServer
 
 pytestmark = pytest.mark.snowflake
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from marketpulse.contract.workloads import PipelineNames
 from marketpulse.operator.builders import BuildContext
 from marketpulse.operator.builders.monitoring import (
     LAG_RECORDS,
     build_metrics_service,
     build_pipeline_servicemonitor,
 )
-from marketpulse.workloads import PipelineNames
 
 GRAFANA = Path(__file__).parents[1] / "grafana"
 if str(GRAFANA) not in sys.path:  # the generators are scripts beside the chart, not part of the package

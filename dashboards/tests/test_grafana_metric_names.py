@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from marketpulse.contract.workloads import PipelineNames
 from marketpulse.operator.builders import BuildContext
 from marketpulse.operator.builders.monitoring import build_pipeline_prometheusrule
-from marketpulse.workloads import PipelineNames
 
 ROOT = Path(__file__).parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -22,7 +22,7 @@ if str(GRAFANA) not in sys.path:  # the generators are scripts beside the chart,
 import marketpulse_dashboards as boards  # noqa: E402
 import marketpulse_metric_names as names  # noqa: E402
 
-SOURCES = [ROOT / "services" / "src", ROOT / "operator" / "src"]
+SOURCES = [ROOT / "src"]
 # Series that other exporters provide: name -> who. Anything else must be defined in our code.
 EXTERNAL = {
     "kube_job_failed": "kube-state-metrics (the Failed condition of the transform CronJob's Jobs)",

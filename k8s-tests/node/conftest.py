@@ -15,11 +15,11 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from marketpulse.localenv.errors import ComponentError
-from marketpulse.localenv.image import BuiltImage, Target, ensure_image
-from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.pytest_plugin import NodeCluster, eventually
-from marketpulse.localenv.s3 import S3Server
+from marketpulse_dev.localenv.errors import ComponentError
+from marketpulse_dev.localenv.image import BuiltImage, Target, ensure_image
+from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import NodeCluster, eventually
 
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",

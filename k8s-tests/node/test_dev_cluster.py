@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from marketpulse.localenv import node_network
-from marketpulse.localenv.node import CGROUP_ROOT, KUBELET_ROOT, SOCKET_DIR
+from marketpulse_dev.localenv import node_network
+from marketpulse_dev.localenv.node import CGROUP_ROOT, KUBELET_ROOT, SOCKET_DIR
 
 pytestmark = pytest.mark.node
 

@@ -13,10 +13,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.node import NODE_NAME
-from marketpulse.localenv.pytest_plugin import eventually
 from marketpulse.storage.s3 import minio_client
+from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.localenv.node import NODE_NAME
+from marketpulse_dev.pytest_plugin import eventually
 
 if TYPE_CHECKING:  # the fixture's class; conftest is not importable at run time
     from conftest import Release

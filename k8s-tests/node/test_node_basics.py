@@ -10,10 +10,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from marketpulse.localenv import node_network
-from marketpulse.localenv.node import NODE_NAME, STORAGE_CLASS
-from marketpulse.localenv.pytest_plugin import NodeCluster, eventually
-from marketpulse.localenv.versions import KUBERNETES_VERSION
+from marketpulse_dev.localenv import node_network
+from marketpulse_dev.localenv.node import NODE_NAME, STORAGE_CLASS
+from marketpulse_dev.localenv.versions import KUBERNETES_VERSION
+from marketpulse_dev.pytest_plugin import NodeCluster, eventually
 
 pytestmark = pytest.mark.node
 

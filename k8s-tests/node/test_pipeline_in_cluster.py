@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from minio.error import S3Error
 
-from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.pytest_plugin import eventually
 from marketpulse.storage.s3 import minio_client
+from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.pytest_plugin import eventually
 
 if TYPE_CHECKING:  # the fixture's class; conftest is not importable at run time
     from conftest import Release

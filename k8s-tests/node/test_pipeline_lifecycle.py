@@ -26,11 +26,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from kubernetes import client
 
-from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.pytest_plugin import NodeCluster, container_environment, eventually
-from marketpulse.reliability.checks import drain_and_check
-from marketpulse.reliability.pipeline import FlowUnderTest
 from marketpulse.storage.s3 import minio_client
+from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.pytest_plugin import NodeCluster, container_environment, eventually
+from marketpulse_dev.reliability.checks import drain_and_check
+from marketpulse_dev.reliability.pipeline import FlowUnderTest
 
 if TYPE_CHECKING:  # the fixture's class; conftest is not importable at run time
     from conftest import Release

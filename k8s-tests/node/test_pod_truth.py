@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from marketpulse.localenv.kafka import KafkaServer
-from marketpulse.localenv.node import NODE_NAME
-from marketpulse.localenv.pytest_plugin import NodeCluster, eventually
+from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.localenv.node import NODE_NAME
+from marketpulse_dev.pytest_plugin import NodeCluster, eventually
 
 if TYPE_CHECKING:  # the fixture's class; conftest is not importable at run time
     from conftest import Release

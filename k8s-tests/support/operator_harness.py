@@ -22,12 +22,12 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from marketpulse.localenv.pytest_plugin import KubeTarget, eventually
-from marketpulse.localenv.s3 import S3Server
-from marketpulse.operator.api import GROUP, PLURAL, VERSION
-from marketpulse.operator.api.crd import CRD_RELATIVE_PATH
+from marketpulse.contract.api import GROUP, PLURAL, VERSION
+from marketpulse.contract.api.crd import CRD_RELATIVE_PATH
 from marketpulse.operator.handlers import build_registry
 from marketpulse.operator.settings import OperatorSettings
+from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.pytest_plugin import KubeTarget, eventually
 
 ROOT = Path(__file__).parents[2]
 UPSTREAM = ROOT / "k8s-tests" / "upstream-crds"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from marketpulse.operator.api import (
+from marketpulse.contract.api import (
     Condition,
     KafkaSpec,
     StockPipeline,
@@ -21,7 +21,7 @@ from marketpulse.operator.api import (
     validate_stockpipeline,
     validate_update,
 )
-from marketpulse.operator.api.base import ApiModel, Rule
+from marketpulse.contract.api.base import ApiModel, Rule
 
 SAMPLES = sorted((Path(__file__).parents[1] / "config" / "samples").glob("*.yaml"))
 INVALID = yaml.safe_load((Path(__file__).parent / "invalid_stockpipelines.yaml").read_text())

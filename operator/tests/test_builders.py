@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from marketpulse.operator.api import StockPipeline, validate_stockpipeline
+from marketpulse.contract.api import StockPipeline, validate_stockpipeline
 from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
 from marketpulse.operator.diff import covers, manifest_hash, up_to_date, with_hash
 from marketpulse.operator.rbac import CLUSTER_RULES
@@ -138,7 +138,7 @@ def test_the_transform_cronjob_never_overlaps_and_continuous_mode_is_one_recreat
 
 
 def test_ingest_may_flush_for_its_whole_delivery_timeout_before_it_is_killed() -> None:
-    from marketpulse.ingest.settings import IngestSettings
+    from marketpulse.contract.settings.ingest import IngestSettings
 
     delivery = IngestSettings.model_fields["ingest_delivery_timeout_seconds"].default
     found = render(pipeline())
@@ -271,7 +271,7 @@ def test_rbac_rules_name_every_group_resource_and_verb_without_wildcards(rule: d
 def test_the_workloads_renderer_imports_neither_kubernetes_nor_kopf() -> None:
     # The local executor reuses it on machines without a cluster client.
     code = (
-        "import sys, marketpulse.workloads; "
+        "import sys, marketpulse.contract.workloads; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes')); "
         "assert not bad, bad"
     )

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import yaml
 
-from marketpulse.operator.api.crd import CRD_RELATIVE_PATH, render_crd, render_crd_yaml
+from marketpulse.contract.api.crd import CRD_RELATIVE_PATH, render_crd, render_crd_yaml
 
 COMMITTED = Path(__file__).parents[2] / CRD_RELATIVE_PATH
-REGENERATE = "regenerate it with: .venv/bin/python -m marketpulse.operator.api.crd"
+REGENERATE = "regenerate it with: .venv/bin/python -m marketpulse.contract.api.crd"
 
 
 def test_the_committed_crd_equals_the_crd_generated_from_the_models() -> None:
     assert COMMITTED.is_file(), f"{CRD_RELATIVE_PATH} is missing; {REGENERATE}"
     assert yaml.safe_load(COMMITTED.read_text()) == render_crd(), (
-        f"{CRD_RELATIVE_PATH} has drifted from marketpulse.operator.api; {REGENERATE}"
+        f"{CRD_RELATIVE_PATH} has drifted from marketpulse.contract.api; {REGENERATE}"
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from marketpulse.operator.api.crd import SchemaError, main, render_crd, render_crd_yaml, structural
+from marketpulse.contract.api.crd import SchemaError, main, render_crd, render_crd_yaml, structural
 
 VERSION = render_crd()["spec"]["versions"][0]
 SCHEMA = VERSION["schema"]["openAPIV3Schema"]

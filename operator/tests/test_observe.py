@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from marketpulse.operator.api import StockPipeline, validate_stockpipeline
+from marketpulse.contract.api import StockPipeline, validate_stockpipeline
 from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
 from marketpulse.operator.kube import KubeError
 from marketpulse.operator.observe import (

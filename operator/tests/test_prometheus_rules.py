@@ -12,10 +12,10 @@ import httpx
 import pytest
 import yaml
 
-from marketpulse.localenv.versions import PROMETHEUS_VERSION
-from marketpulse.operator.api import StockPipeline, validate_stockpipeline
+from marketpulse.contract.api import StockPipeline, validate_stockpipeline
 from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
 from marketpulse.runtime.http import serve_metrics_and_health
+from marketpulse_dev.localenv.versions import PROMETHEUS_VERSION
 
 pytestmark = pytest.mark.promtool
 

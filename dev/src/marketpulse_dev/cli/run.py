@@ -1,0 +1,211 @@
+"""`marketpulse run -f pipeline.yaml`: a whole pipeline on this machine, on the local Kafka and S3."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.api.validation import validate_stockpipeline
+from marketpulse.contract.workloads import SecretRef
+from marketpulse.runtime.shutdown import Shutdown
+from marketpulse_dev.local.executor import (
+    LocalRun,
+    LocalRunError,
+    ensure_port_free,
+    reset_data_dir,
+    schedule_seconds,
+)
+from marketpulse_dev.local.pipeline_file import PipelineFileError, load_pipeline
+from marketpulse_dev.local.secrets import MissingSecretError, secret_env_name
+from marketpulse_dev.localenv.errors import ComponentError
+from marketpulse_dev.localenv.paths import state_dir
+
+out = Console(highlight=False, soft_wrap=True)
+COLORS = {
+    "ingest": "cyan",
+    "archive": "magenta",
+    "transform": "yellow",
+    "alerts": "red",
+    "dashboard": "green",
+}
+
+
+def _printer(name: str, line: str) -> None:
+    out.print(f"[{COLORS.get(name, 'white')}]{name:>9}[/] | {escape(line)}")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    out.print(f"[bold red]error[/] {escape(message)}")
+    return typer.Exit(code=code)
+
+
+def run(
+    file: Annotated[Path, typer.Option("--file", "-f", help="The StockPipeline YAML file to run.")],
+    once: Annotated[
+        bool, typer.Option("--once", help="Run until the source ends, transform once, exit.")
+    ] = False,
+    ticks: Annotated[
+        int | None, typer.Option(help="With --once and a synthetic source: how many ticks.")
+    ] = None,
+    days: Annotated[
+        int, typer.Option(min=1, help="With --ticks: trading days the ticks are spread over.")
+    ] = 5,
+    data_dir: Annotated[Path | None, typer.Option(help="Default: .marketpulse/data/<pipeline name>.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start from empty Kafka, S3 and warehouse.")] = False,
+    dashboard_port: Annotated[int, typer.Option(help="Where the dashboard listens (127.0.0.1).")] = 8501,
+    status_every: Annotated[float, typer.Option(help="Seconds between status lines.")] = 5.0,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Replace the file's source: 'finnhub' reads live trades with FINNHUB_API_KEY."),
+    ] = None,
+) -> None:
+    """Run a StockPipeline's workloads as supervised processes, with the environment the operator sets."""
+    try:
+        pipeline = load_pipeline(file)
+    except PipelineFileError as exc:
+        raise _fail(str(exc), code=2) from None
+    if source is not None:
+        pipeline = with_source(pipeline, source)
+    spec = pipeline.spec
+    if once and spec.source.type == "synthetic" and ticks is None:
+        raise _fail(
+            "--once needs a finite source: a replay file, or --ticks N for the synthetic source", code=2
+        )
+    if once and spec.source.type == "replay" and spec.source.replay and spec.source.replay.loop:
+        raise _fail("--once needs a finite source, but spec.source.replay.loop is true", code=2)
+    directory = data_dir or state_dir() / "data" / pipeline.metadata.name
+    run = LocalRun(pipeline, directory, _printer, dashboard_port=dashboard_port)
+    try:
+        run.check_secrets()  # before any server starts: a missing credential is named at once
+    except MissingSecretError as exc:
+        raise _fail(str(exc), code=2) from None
+    try:
+        if not once and spec.dashboard.enabled:
+            ensure_port_free(dashboard_port, "--dashboard-port")
+        if fresh:
+            reset_data_dir(directory)
+        out.print(f"[bold]{pipeline.metadata.name}[/]: {', '.join(spec.watchlist)} · data in {directory}")
+        run.start_infrastructure()
+        code = _run_once(run, ticks, days) if once else _run_forever(run, status_every)
+    except (LocalRunError, MissingSecretError, ComponentError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        run.stop()
+    raise typer.Exit(code=code)
+
+
+FINNHUB_SECRET = SecretRef("finnhub", "api-key")  # names a Secret key; holds no secret
+
+
+def with_source(pipeline: StockPipeline, source: str) -> StockPipeline:
+    """`--source finnhub`: the same pipeline fed by Finnhub, its key from FINNHUB_API_KEY (checked early)."""
+    if source != "finnhub":
+        raise _fail(f"--source: {source!r} is not supported; expected finnhub", code=2)
+    key = os.environ.get("FINNHUB_API_KEY") or os.environ.get(secret_env_name(FINNHUB_SECRET))
+    if not key:
+        raise _fail(
+            "--source finnhub needs a Finnhub API key: set FINNHUB_API_KEY in the environment", code=2
+        )
+    os.environ[secret_env_name(FINNHUB_SECRET)] = key  # where the local executor resolves the Secret from
+    document = pipeline.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["spec"]["source"] = {
+        "type": "finnhub",
+        "finnhub": {"apiKey": {"secretKeyRef": {"name": FINNHUB_SECRET.name, "key": FINNHUB_SECRET.key}}},
+    }
+    document.pop("status", None)
+    return validate_stockpipeline(document, source="--source finnhub")
+
+
+def _run_forever(run: LocalRun, status_every: float) -> int:
+    shutdown = Shutdown().install()
+    scheduled = []
+    for workload in run.workloads():
+        process = run.supervised(workload, restart=workload.mode != "scheduled")
+        if workload.mode == "scheduled":
+            scheduled.append(process)
+        process.start()
+    period = schedule_seconds(run.pipeline.spec.transform.schedule)
+    last_scheduled = time.monotonic()
+    announced = False
+    previous: tuple[float, float] | None = None
+    while not shutdown.wait(status_every):
+        for process in run.processes.values():
+            report = process.check()
+            if report:
+                out.print(f"[bold yellow]supervisor[/] {report}")
+        if scheduled and time.monotonic() - last_scheduled >= period:
+            last_scheduled = time.monotonic()
+            for process in scheduled:
+                if not process.running:
+                    process.start()
+        acked = run.ticks_acked()
+        rate = ""
+        if acked is not None:
+            now = time.monotonic()
+            if previous is not None and now > previous[0]:
+                rate = f"{(acked - previous[1]) / (now - previous[0]):.0f} ticks/s · "
+            previous = (now, acked)
+        if run.on_snowflake:
+            rows = run.snowflake_gold_rows()
+            gold = f"gold in Snowflake: {rows.get('ohlc_1m', 0)} 1-minute bars" if rows else "no gold yet"
+        else:
+            manifest = run.gold_manifest()
+            gold = f"gold published {manifest['published_at']}" if manifest else "no gold yet"
+            published = manifest.get("rows") if manifest else None
+            rows = published if isinstance(published, dict) else None
+        lag = run.consumer_lag()
+        out.print(f"[bold]status[/] {rate}lag {lag if lag is not None else '?'} · {gold}")
+        has_bars = bool(rows and rows.get("ohlc_1m"))
+        if has_bars and not announced and run.pipeline.spec.dashboard.enabled:
+            out.print(f"[bold green]dashboard[/] http://127.0.0.1:{run.dashboard_port}")
+            announced = True
+    out.print("stopping …")
+    return 0
+
+
+def _run_once(run: LocalRun, ticks: int | None, days: int) -> int:
+    workloads = {w.component: w for w in run.workloads()}
+    archive = run.supervised(workloads["archive"], restart=True)
+    archive.start()
+    ingest_env = run.environment(workloads["ingest"])
+    if ticks is not None:
+        # A backfill: a simulated trading-hours clock over `days` sessions of 6.5 h, as fast as possible.
+        per_symbol = ticks / (days * 6.5 * 3600 * len(run.pipeline.spec.watchlist))
+        ingest_env |= {
+            "MARKETPULSE_TICK_LIMIT": str(ticks),
+            "MARKETPULSE_SYNTHETIC_CLOCK": "simulated",
+            "MARKETPULSE_SYNTHETIC_RATE": "0",
+            "MARKETPULSE_SYNTHETIC_TICKS_PER_SECOND": f"{per_symbol:.6g}",
+        }
+    ingest = run.supervised(workloads["ingest"], restart=False, env=ingest_env)
+    ingest.start()
+    if (code := ingest.wait()) != 0:
+        raise LocalRunError(f"ingest failed with exit code {code}; see {ingest.log_path}")
+    out.print("[bold]once[/] source exhausted; waiting for the archive to drain")
+    drained = False
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if run.consumer_lag() == 0:
+            drained = True
+            break
+        archive.check()
+        time.sleep(1)
+    archive.stop()
+    if not drained:
+        raise LocalRunError(f"the archive did not drain the ticks topic within 600s; see {archive.log_path}")
+    transform_env = run.environment(workloads["transform"]) | {"MARKETPULSE_TRANSFORM_MODE": "once"}
+    transform = run.supervised(workloads["transform"], restart=False, env=transform_env)
+    transform.start()
+    if (code := transform.wait()) != 0:
+        raise LocalRunError(f"transform failed with exit code {code}; see {transform.log_path}")
+    out.print(
+        f"[bold green]done[/] gold rows: {run.gold_rows() or {}} · warehouse {run.warehouse_description()}"
+    )
+    return 0

@@ -1,0 +1,228 @@
+"""Apache Kafka in KRaft mode from the official Maven Central jars.
+
+`kafka_2.13` declares its server modules with runtime scope and ships no logging backend, so we
+copy runtime-scoped dependencies and add slf4j-simple. `kafka-tools` brings ProducerPerformance
+and ConsumerPerformance, the ceiling the benchmarks compare against.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from marketpulse_dev.localenv.errors import ComponentError
+from marketpulse_dev.localenv.paths import cache_dir
+from marketpulse_dev.localenv.process import (
+    ManagedProcess,
+    console,
+    file_lock,
+    free_port,
+    run_step,
+    tail,
+    wait_for,
+)
+from marketpulse_dev.localenv.versions import KAFKA_VERSION, SLF4J_VERSION
+
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.marketpulse.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>{kafka}</version></dependency>
+    <!-- Declared so that Maven's nearest-wins picks slf4j 2.x, the API slf4j-simple 2.x binds to. -->
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>{slf4j}</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>{slf4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+
+def kafka_lib_dir() -> Path:
+    return cache_dir() / "kafka" / KAFKA_VERSION / "libs"
+
+
+def ensure_kafka(live: bool = True) -> Path:
+    """Copy Kafka's jars from Maven Central into the cache once; return the directory of jars."""
+    libs = kafka_lib_dir()
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    with file_lock(cache_dir() / "locks" / "kafka.lock"):
+        if marker.exists():
+            return libs
+        for tool in ("mvn", "java"):
+            if shutil.which(tool) is None:
+                raise ComponentError("obtain Kafka", f"`{tool}` is not on PATH; install Java 17 and Maven")
+        work = libs.parent / "fetch"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        (work / "pom.xml").write_text(POM.format(kafka=KAFKA_VERSION, slf4j=SLF4J_VERSION))
+        staging = work / "libs"
+        run_step(
+            f"download Kafka {KAFKA_VERSION} jars from Maven Central",
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+            ],
+            log_path=cache_dir() / "logs" / "obtain-kafka.log",
+            cwd=work,
+            live=live,
+        )
+        if not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            raise ComponentError(
+                "obtain Kafka", f"Maven finished but kafka_2.13-{KAFKA_VERSION}.jar is missing"
+            )
+        shutil.rmtree(libs, ignore_errors=True)
+        staging.rename(libs)
+        marker.touch()
+        shutil.rmtree(work, ignore_errors=True)
+    return libs
+
+
+def java_classpath() -> str:
+    return str(ensure_kafka() / "*")
+
+
+def java_executable() -> str:
+    """`java` from PATH; without it the broker cannot start, whatever the cache holds."""
+    java = shutil.which("java")
+    if java is None:
+        raise ComponentError("start Kafka", "`java` is not on PATH; install Java 17 or newer")
+    return java
+
+
+SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={log_dir}
+num.partitions=3
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.flush.interval.ms=1000
+"""
+
+
+@dataclass
+class KafkaServer:
+    """A single-node KRaft broker+controller with its data under `workdir`.
+
+    Clients connect to `host` (127.0.0.1 unless pods of the local node must reach it, then the node
+    link's host address); the controller listener stays on loopback.
+    """
+
+    workdir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    controller_port: int = field(default_factory=free_port)
+    heap: str = "512m"
+    process: ManagedProcess | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "kafka.log"
+
+    def settings(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+
+    def _java(self, *args: str) -> list[str]:
+        return [
+            java_executable(),
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+            "-Dorg.slf4j.simpleLogger.log.kafka=warn",
+            "-Dorg.slf4j.simpleLogger.log.org.apache.kafka=warn",
+            "-cp",
+            java_classpath(),
+            *args,
+        ]
+
+    def format_storage(self) -> None:
+        """Format once; a second start on the same workdir keeps its data (like a restarted broker)."""
+        props = self.workdir / "server.properties"
+        props.write_text(
+            SERVER_PROPERTIES.format(
+                host=self.host,
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dir=self.workdir / "data",
+            )
+        )
+        if (self.workdir / "data" / "meta.properties").exists():
+            return
+        step = "format Kafka storage"
+        uuid = subprocess.run(
+            self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=False
+        )
+        if uuid.returncode != 0:
+            raise ComponentError(step, "kafka.tools.StorageTool random-uuid failed", uuid.stderr[-2000:])
+        cluster_id = uuid.stdout.strip().splitlines()[-1]
+        run_step(
+            step,
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+            log_path=self.log_path,
+        )
+
+    def start(self, timeout: float = 90) -> KafkaServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.format_storage()
+        self.process = ManagedProcess(
+            "kafka", self._java("kafka.Kafka", str(self.workdir / "server.properties")), self.log_path
+        ).start()
+        console.print(f"starting Kafka {KAFKA_VERSION} on {self.bootstrap_servers}")
+        wait_for(
+            self.ready,
+            timeout=timeout,
+            step="start Kafka",
+            what="the broker to answer metadata requests",
+            log_path=self.log_path,
+            alive=self.process.alive,
+            interval=0.5,
+        )
+        return self
+
+    def ready(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        # A probe: refused connections while the broker starts are expected, not worth a log line each.
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000, "log_level": 0}
+        )
+        metadata = admin.list_topics(timeout=2)
+        return bool(metadata.brokers)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def log_tail(self) -> str:
+        return tail(self.log_path)

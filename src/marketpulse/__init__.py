@@ -1,0 +1,1 @@
+"""MarketPulse: real-time stock-market analytics on Kubernetes."""

@@ -1,0 +1,371 @@
+"""`marketpulse archive`: consume ticks, write bronze objects, then commit; DLQ what is invalid.
+
+Exactly-once into bronze: offsets are committed only after the object is written, and when a
+partition is (re)assigned, the object for the committed offset is looked up first: if a previous
+owner wrote it but crashed before committing, we skip past it instead of writing it again.
+While S3 is unavailable, the assigned partitions are paused and the consumer keeps polling, so it
+stays in its group (no rebalance storm) and drains when S3 is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, cast
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from prometheus_client import Counter, Gauge, Histogram
+
+from marketpulse.archive.batching import (
+    CANONICAL_TICK,
+    PartitionBatch,
+    check_record,
+)
+from marketpulse.archive.quotes import QuoteBook, WireQuote
+from marketpulse.contract.layout import QUOTES_KEY, key_prefix, parse_key, partition_date
+from marketpulse.contract.settings.archive import ArchiveSettings
+from marketpulse.contract.ticks import reason_field
+from marketpulse.runtime.faults import failpoint
+from marketpulse.runtime.http import serve_metrics_and_health
+from marketpulse.runtime.shutdown import Shutdown
+from marketpulse.storage import ObjectStore, StorageUnavailableError
+
+log = logging.getLogger(__name__)
+
+RECORDS = Counter("marketpulse_archive_records_total", "Records consumed from the ticks topic.")
+OBJECTS = Counter("marketpulse_archive_objects_written_total", "Bronze objects written to S3.")
+OBJECT_BYTES = Histogram(
+    "marketpulse_archive_object_size_bytes",
+    "Size of bronze objects.",
+    buckets=(1e3, 1e4, 1e5, 5e5, 1e6, 4e6, 8e6, 16e6, 64e6),
+)
+DEAD_LETTERS = Counter(
+    "marketpulse_archive_dead_letters_total", "Invalid records sent to the dead-letter topic.", ["field"]
+)
+S3_ERRORS = Counter("marketpulse_archive_s3_errors_total", "Failed S3 writes (retried).")
+RECOVERED = Counter(
+    "marketpulse_archive_recovered_objects_total",
+    "Objects found already written at (re)assignment, skipped instead of rewritten.",
+)
+COMMITS_DEFERRED = Counter(
+    "marketpulse_archive_commits_deferred_total",
+    "Offset commits the group could not take (e.g. during a broker restart), left to the next one.",
+)
+QUOTE_WRITES_FAILED = Counter(
+    "marketpulse_archive_quote_writes_failed_total",
+    "latest/quotes.json writes that S3 refused (retried with the next snapshot).",
+)
+LAG = Gauge(
+    "marketpulse_archive_consumer_lag_records", "Records in the ticks topic not yet committed to bronze."
+)
+LATENCY = Histogram(
+    "marketpulse_archive_tick_to_bronze_seconds",
+    "From the producer's record timestamp to the object being written (sampled).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+
+
+# Commit errors that say "not now" (coordinator not ready, group rebalancing), not "wrong commit".
+_COMMIT_LATER = frozenset(
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._WAIT_COORD,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
+class Archiver:
+    def __init__(
+        self,
+        settings: ArchiveSettings,
+        store: ObjectStore,
+        shutdown: Shutdown,
+        consumer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.shutdown = shutdown
+        self.topic = settings.resolved_ticks_topic
+        self.consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": settings.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "fetch.wait.max.ms": 100,
+                "session.timeout.ms": round(settings.archive_session_timeout_seconds * 1000),
+                **(consumer_overrides or {}),
+            }
+        )
+        self.dlq = Producer(
+            {
+                **settings.kafka_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+            }
+        )
+        self.batches: dict[int, PartitionBatch] = {}
+        self.recovering: set[int] = set()
+        self.skip_through: dict[int, int] = {}
+        self.quotes = QuoteBook()
+        self.last_quotes_write = 0.0
+        self.last_lag_report = 0.0
+        self.storage_ok = True
+
+    # -- rebalance callbacks -------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.recovering.add(tp.partition)
+            self.batches.pop(tp.partition, None)
+        log.info("partitions assigned", extra={"partitions": [tp.partition for tp in partitions]})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Uncommitted batches are dropped: the next owner re-reads them from the committed offset.
+        for tp in partitions:
+            self.batches.pop(tp.partition, None)
+            self.recovering.discard(tp.partition)
+            self.skip_through.pop(tp.partition, None)
+
+    # -- main loop -----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+        log.info(
+            "archive started",
+            extra={"topic": self.topic, "group": self.settings.group_id, "bucket": self.store.bucket},
+        )
+        try:
+            while not self.shutdown.requested:
+                self._handle_all(self.consumer.consume(num_messages=5000, timeout=0.1))
+                self._flush_due(final=False)
+                self._write_quotes()
+                self._report_lag()
+            self._flush_due(final=True)
+            self._write_quotes(force=True)
+        finally:
+            self.dlq.flush(30)
+            self.consumer.close()
+            log.info("archive stopped")
+
+    def _handle_all(self, messages: list[Message]) -> None:
+        """One consumed batch. Canonical records are validated by one regex match each and feed the
+        quote book in bulk; anything else takes the full check (and the dead-letter topic if invalid)."""
+        rows: list[WireQuote] = []
+        canonical = CANONICAL_TICK.fullmatch
+        counted = 0
+        sampled: set[int] = set()
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            if message.error() is not None or partition is None or offset is None:
+                self._handle_error(message)
+                continue
+            if partition in self.recovering:
+                self.recovering.discard(partition)
+                self._recover(partition, offset, message.timestamp()[1])
+            if offset <= self.skip_through.get(partition, -1):
+                continue
+            counted += 1
+            batch = self.batches.get(partition)
+            if batch is None:
+                batch = self.batches[partition] = PartitionBatch(
+                    partition, offset, message.timestamp()[1], time.monotonic()
+                )
+            value = message.value()
+            match = canonical(value) if value is not None else None
+            if match is not None:
+                # One latency sample per partition and consumed batch is plenty for the histogram.
+                if partition in sampled:
+                    batch.add(offset, value)
+                else:
+                    sampled.add(partition)
+                    batch.add(offset, value, message.timestamp()[1])
+                rows.append(cast(WireQuote, match.groups()))  # the pattern has these four groups
+                continue
+            record, reason = check_record(value)
+            if record is None:
+                assert reason is not None
+                self._dead_letter(message, reason)
+                batch.skip(offset)
+                continue
+            batch.add(offset, value, message.timestamp()[1])
+            # The book must see records in order: what came before this one first.
+            self.quotes.update_rows(rows)
+            rows.clear()
+            self.quotes.update(record)
+        self.quotes.update_rows(rows)
+        RECORDS.inc(counted)
+
+    def _handle_error(self, message: Message) -> None:
+        error = message.error()
+        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error", extra={"kafka_error": str(error)})
+
+    def _recover(self, partition: int, offset: int, timestamp_ms: int) -> None:
+        """Skip an object a previous owner wrote for this offset but did not commit."""
+        prefix = key_prefix(partition_date(timestamp_ms), partition, offset)
+        found = [parse_key(info.key) for info in self._with_storage(lambda: list(self.store.list(prefix)))]
+        last = max((parsed[3] for parsed in found if parsed), default=None)
+        if last is None:
+            return
+        self.skip_through[partition] = last
+        RECOVERED.inc()
+        self._commit(partition, last)
+        log.info(
+            "object already in bronze; skipped", extra={"partition": partition, "first": offset, "last": last}
+        )
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        DEAD_LETTERS.labels(reason_field(reason)).inc()
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("error", reason.encode()),
+            ("stage", b"archive"),
+            ("topic", self.topic.encode()),
+            ("partition", str(message.partition()).encode()),
+            ("offset", str(message.offset()).encode()),
+        ]
+        self.dlq.produce(
+            self.settings.resolved_dlq_topic, key=message.key(), value=message.value() or b"", headers=headers
+        )
+        self.dlq.poll(0)
+
+    def _flush_due(self, *, final: bool) -> None:
+        now = time.monotonic()
+        for partition, batch in list(self.batches.items()):
+            if final or batch.due(
+                now, self.settings.archive_max_age_seconds, self.settings.archive_max_bytes
+            ):
+                self._flush(batch)
+                del self.batches[partition]
+
+    def _flush(self, batch: PartitionBatch) -> None:
+        compress = self.settings.archive_gzip
+        if batch.lines:
+            key, body = batch.key(compress=compress), batch.body(compress=compress)
+            failpoint("archive.before-object-write")
+            self._with_storage(lambda: self.store.put(key, body, "application/x-ndjson"))
+            failpoint("archive.after-object-write")
+            OBJECTS.inc()
+            OBJECT_BYTES.observe(len(body))
+            now_ms = time.time() * 1000
+            for stamp in batch.timestamps_ms[:: max(1, len(batch.timestamps_ms) // 20)]:
+                LATENCY.observe(max(0.0, (now_ms - stamp) / 1000))
+        # Dead letters of this range must be acknowledged before the range is committed.
+        if self.dlq.flush(30) > 0:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "dead-letter records not acknowledged"))
+        self._commit(batch.partition, batch.last_offset)
+
+    def _commit(self, partition: int, last_offset: int) -> None:
+        """Commit synchronously. A commit the group cannot take now (its coordinator is moving or
+        still loading after a broker restart, or the group is rebalancing) is left for later instead
+        of crashing or blocking the loop: the object is written, so the next commit of this partition
+        covers it, and an owner that starts from the older offset skips the object (`_recover`)."""
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, partition, last_offset + 1)], asynchronous=False
+            )
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not isinstance(error, KafkaError) or error.code() not in _COMMIT_LATER:
+                raise
+            COMMITS_DEFERRED.inc()
+            log.warning(
+                "offset commit failed; the next commit covers it",
+                extra={"partition": partition, "kafka_error": str(error)},
+            )
+
+    def _with_storage(self, action: Any) -> Any:
+        """Run an S3 call; while S3 is down, pause consumption, keep polling (group membership), retry."""
+        delay = 0.5
+        while True:
+            try:
+                result = action()
+            except StorageUnavailableError as exc:
+                S3_ERRORS.inc()
+                if self.storage_ok:
+                    self.storage_ok = False
+                    log.warning("S3 unavailable; consumption paused", extra={"error": str(exc)})
+                if self.shutdown.requested and delay >= 10.0:
+                    raise
+            else:
+                if not self.storage_ok:
+                    self.consumer.resume(self.consumer.assignment())
+                    self.storage_ok = True
+                    log.info("S3 available again; consumption resumed")
+                return result
+            self._keep_membership(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _keep_membership(self, seconds: float) -> None:
+        """Poll without consuming: paused partitions deliver nothing, but polling keeps us in the group."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.consumer.pause(self.consumer.assignment())  # includes partitions assigned meanwhile
+            for message in self.consumer.consume(num_messages=100, timeout=0.1):
+                partition, offset = message.partition(), message.offset()
+                if message.error() is None and partition is not None and offset is not None:
+                    # Fetched before the pause took effect: rewind so it is read again, never skipped.
+                    self.consumer.seek(TopicPartition(self.topic, partition, offset))
+
+    def _report_lag(self) -> None:
+        """From the high watermarks the fetcher already knows (no broker round trip) and our positions."""
+        now = time.monotonic()
+        if now - self.last_lag_report < 5:
+            return
+        self.last_lag_report = now
+        lag = 0
+        for tp in self.consumer.assignment():
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            batch = self.batches.get(tp.partition)
+            committed_to = batch.first_offset if batch else None
+            if committed_to is None:
+                (position,) = self.consumer.position([tp])
+                committed_to = position.offset
+            if high >= 0 and committed_to is not None and committed_to >= 0:
+                lag += max(0, high - committed_to)
+        LAG.set(lag)
+
+    def _write_quotes(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.quotes.changed or (
+            not force and now - self.last_quotes_write < self.settings.quotes_interval_seconds
+        ):
+            return
+        snapshot = self.quotes.snapshot()
+        try:
+            self.store.put(QUOTES_KEY, snapshot, "application/json")
+        except StorageUnavailableError as exc:
+            # The snapshot is the whole latest state, so the next write makes up for this one.
+            QUOTE_WRITES_FAILED.inc()
+            log.warning("quotes snapshot not written; retrying", extra={"error": str(exc)})
+            self.quotes.changed = True
+        self.last_quotes_write = now
+
+
+def run_archive(settings: ArchiveSettings, store: ObjectStore, shutdown: Shutdown) -> int:
+    archiver = Archiver(settings, store, shutdown)
+    if settings.metrics_port:
+        serve_metrics_and_health(settings.metrics_port, healthy=lambda: True)
+    archiver.run()
+    return 0
+
+
+__all__ = ["OFFSET_INVALID", "Archiver", "run_archive"]

@@ -1,0 +1,662 @@
+"""StockPipeline v1alpha1: the typed spec and status, the single source of truth for the CRD.
+
+Every field has a default that works where one is sensible, so a spec that lists only a watchlist
+is a complete pipeline: synthetic ticks, Strimzi-managed topics, an embedded DuckDB warehouse.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from marketpulse.contract.api.base import (
+    RULE_ERROR,
+    ApiModel,
+    Bool,
+    DnsLabel,
+    DnsSubdomain,
+    Integer,
+    Number,
+    SecretValue,
+    Timestamp,
+    optional_object,
+    rule,
+    text,
+    transition_rule,
+)
+
+GROUP = "marketpulse.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "StockPipeline"
+PLURAL = "stockpipelines"
+SINGULAR = "stockpipeline"
+SHORT_NAMES = ("sp",)
+
+MAX_SYMBOLS = 200
+# Children are named `<pipeline>-<component>`; a CronJob name may have at most 52 characters.
+MAX_NAME_LENGTH = 40
+# A DNS-1035 label, because Services are named after the pipeline.
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+TICKER_PATTERN = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+Ticker = Annotated[str, text(10, pattern=TICKER_PATTERN)]
+
+SourceType = Literal["synthetic", "finnhub", "replay"]
+TopicBackend = Literal["strimzi", "direct"]
+KafkaAuthentication = Literal["none", "scram-sha-512"]
+WarehouseType = Literal["duckdb", "snowflake"]
+TransformMode = Literal["cron", "continuous"]
+DeletionPolicy = Literal["Retain", "Delete"]
+Scenario = Literal["gap", "spike", "duplicate", "badRecord"]
+Phase = Literal["Pending", "Provisioning", "Ready", "Degraded", "Suspended", "Failed"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+SnowflakeIdentifier = Annotated[str, text(255, pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")]
+Quantity = Annotated[str, text(32, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")]
+
+
+# --- source ---------------------------------------------------------------------------------------
+
+
+class SyntheticSource(ApiModel):
+    """A seeded, deterministic intraday random walk per symbol."""
+
+    seed: Annotated[Integer, Field(ge=0, le=2**31 - 1)] = Field(
+        default=42, description="Random seed; the same seed and watchlist give the same ticks."
+    )
+    ticks_per_second: Annotated[Integer, Field(ge=1, le=100_000)] = Field(
+        default=5, description="Ticks per second for each symbol."
+    )
+    scenarios: list[Scenario] = Field(
+        default=[],  # a literal default, so the CRD states it and the API server applies it
+        max_length=4,
+        description="Faults to inject now and then: gap, spike, duplicate, badRecord.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class FinnhubSource(ApiModel):
+    """Real trades from Finnhub's websocket, with REST quotes as the fallback."""
+
+    api_key: SecretValue = Field(description="The Finnhub API token.")
+    calls_per_minute: Annotated[Integer, Field(ge=1, le=10_000)] = Field(
+        default=60, description="REST call budget; 60 is the free tier's limit."
+    )
+
+
+class ReplaySource(ApiModel):
+    """Ticks replayed from an NDJSON or CSV file."""
+
+    uri: Annotated[str, text(1024)] = Field(
+        description="s3://bucket/key in the pipeline's S3 storage, or a file path in the ingest container."
+    )
+    format: Literal["ndjson", "csv"] | None = Field(
+        default=None,
+        description="File format; unset means inferred from the file name (.csv, .csv.gz or NDJSON).",
+    )
+    speed: Annotated[Number, Field(ge=0, le=10_000)] = Field(
+        default=1.0, description="Replay speed relative to the recorded time; 0 replays as fast as possible."
+    )
+    loop: Bool = Field(default=False, description="Start again from the beginning at the end of the file.")
+
+
+class SourceSpec(ApiModel):
+    """Where ticks come from: `type` picks the source, the field of the same name holds its settings."""
+
+    type: SourceType = Field(default="synthetic", description="synthetic, finnhub or replay.")
+    synthetic: SyntheticSource | None = Field(default=None, description="Settings of the synthetic source.")
+    finnhub: FinnhubSource | None = Field(default=None, description="Settings of the Finnhub source.")
+    replay: ReplaySource | None = Field(default=None, description="Settings of the replay source.")
+
+    @rule(
+        cel="self.type != 'finnhub' || has(self.finnhub)",
+        message=(
+            "source.type finnhub needs source.finnhub.apiKey.secretKeyRef "
+            "(the Secret with the Finnhub API token)"
+        ),
+        field_path=".finnhub",
+        reason="FieldValueRequired",
+    )
+    def _finnhub_has_settings(self) -> bool:
+        return self.type != "finnhub" or self.finnhub is not None
+
+    @rule(
+        cel="self.type != 'replay' || has(self.replay)",
+        message="source.type replay needs source.replay.uri (the file of ticks to replay)",
+        field_path=".replay",
+        reason="FieldValueRequired",
+    )
+    def _replay_has_settings(self) -> bool:
+        return self.type != "replay" or self.replay is not None
+
+    @rule(
+        cel=(
+            "(!has(self.synthetic) || self.type == 'synthetic')"
+            " && (!has(self.finnhub) || self.type == 'finnhub')"
+            " && (!has(self.replay) || self.type == 'replay')"
+        ),
+        message=(
+            "source holds settings for a type other than source.type: keep only the settings of source.type"
+        ),
+    )
+    def _only_settings_of_its_type(self) -> bool:
+        present = {"synthetic": self.synthetic, "finnhub": self.finnhub, "replay": self.replay}
+        return all(value is None or name == self.type for name, value in present.items())
+
+    @property
+    def synthetic_settings(self) -> SyntheticSource:
+        """The synthetic settings in effect (defaults when none are written)."""
+        return self.synthetic or SyntheticSource()
+
+
+# --- kafka ----------------------------------------------------------------------------------------
+
+
+class KafkaSpec(ApiModel):
+    """The pipeline's topics `<namespace>.<name>.ticks`, `.ticks.dlq` and `.alerts`."""
+
+    topic_backend: TopicBackend = Field(
+        default="strimzi",
+        description=(
+            "strimzi: KafkaTopic resources for the Strimzi topic operator. "
+            "direct: topics created through the Kafka admin API at bootstrapServers."
+        ),
+    )
+    cluster_name: DnsLabel = Field(
+        default="marketpulse",
+        description="The Strimzi Kafka cluster (the strimzi.io/cluster label of the KafkaTopics).",
+    )
+    bootstrap_servers: (
+        Annotated[str, text(1024, pattern=r"^[^\s,]+:[0-9]{1,5}(,[^\s,]+:[0-9]{1,5})*$")] | None
+    ) = Field(
+        default=None,
+        description=(
+            "host:port[,host:port...]. Required for the direct backend; "
+            "with strimzi, unset means the cluster's <clusterName>-kafka-bootstrap service."
+        ),
+    )
+    partitions: Annotated[Integer, Field(ge=1, le=1000)] = Field(
+        default=3, description="Partitions of the ticks topic; may grow, never shrink."
+    )
+    replicas: Annotated[Integer, Field(ge=1, le=32)] | None = Field(
+        default=None, description="Replication factor; unset means the brokers' default.replication.factor."
+    )
+    retention_hours: Annotated[Integer, Field(ge=1, le=87_600)] = Field(
+        default=168, description="How long Kafka keeps ticks; the S3 archive is the long-term copy."
+    )
+    authentication: KafkaAuthentication = Field(
+        default="none",
+        description=(
+            "none: plain connections. scram-sha-512 (strimzi only): a KafkaUser with ACLs limited to the "
+            "pipeline's topics and consumer groups; workloads log in with the password Strimzi generates."
+        ),
+    )
+
+    @rule(
+        cel="self.topicBackend != 'direct' || has(self.bootstrapServers)",
+        message="kafka.topicBackend direct needs kafka.bootstrapServers (host:port of the Kafka brokers)",
+        field_path=".bootstrapServers",
+        reason="FieldValueRequired",
+    )
+    def _direct_has_bootstrap_servers(self) -> bool:
+        return self.topic_backend != "direct" or self.bootstrap_servers is not None
+
+    @rule(
+        cel="self.authentication == 'none' || self.topicBackend == 'strimzi'",
+        message=(
+            "kafka.authentication scram-sha-512 needs kafka.topicBackend strimzi: "
+            "users and ACLs are managed as Strimzi KafkaUsers"
+        ),
+        field_path=".authentication",
+        reason="FieldValueForbidden",
+    )
+    def _authentication_needs_strimzi(self) -> bool:
+        return self.authentication == "none" or self.topic_backend == "strimzi"
+
+    @transition_rule(
+        cel="self.partitions >= oldSelf.partitions",
+        message="kafka.partitions may grow but not shrink: Kafka cannot remove partitions from a topic",
+        field_path=".partitions",
+    )
+    def _partitions_never_shrink(self, old: KafkaSpec) -> bool:
+        return self.partitions >= old.partitions
+
+    @transition_rule(
+        cel="self.topicBackend == oldSelf.topicBackend",
+        message=(
+            "kafka.topicBackend cannot change: the existing topics would be orphaned; "
+            "create a new StockPipeline instead"
+        ),
+        field_path=".topicBackend",
+    )
+    def _topic_backend_is_fixed(self, old: KafkaSpec) -> bool:
+        return self.topic_backend == old.topic_backend
+
+
+# --- storage --------------------------------------------------------------------------------------
+
+
+class S3Credentials(ApiModel):
+    """A Secret with the S3 access key pair."""
+
+    name: DnsSubdomain = Field(description="Name of the Secret.")
+    access_key_id_key: Annotated[str, text(253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        default="AWS_ACCESS_KEY_ID", description="Key of the access key id in the Secret."
+    )
+    secret_access_key_key: Annotated[str, text(253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        default="AWS_SECRET_ACCESS_KEY", description="Key of the secret access key in the Secret."
+    )
+
+
+class StorageSpec(ApiModel):
+    """The S3 bucket that holds raw ticks (bronze) and, with DuckDB, the published gold tables."""
+
+    endpoint: Annotated[str, text(512, pattern=r"^https?://[^\s/?#]+/?$")] | None = Field(
+        default=None,
+        description="S3 endpoint URL (http[s]://host[:port]); unset means the operator's default.",
+    )
+    region: Annotated[str, text(64, pattern=r"^[a-z0-9-]+$")] | None = Field(
+        default=None, description="S3 region."
+    )
+    bucket: Annotated[str, text(63, min_length=3, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = (
+        Field(
+            None,
+            description=(
+                "Bucket name; unset means one derived from the namespace and name. "
+                "Fixed once the pipeline exists."
+            ),
+        )
+    )
+    credentials_secret: S3Credentials | None = Field(
+        default=None, description="Secret with the access key pair; unset means the operator's default."
+    )
+    retention_days: Annotated[Integer, Field(ge=1, le=36_500)] = Field(
+        default=30,
+        description="Raw (bronze) objects expire after this many days, by a bucket lifecycle rule.",
+    )
+
+    @transition_rule(
+        cel="has(self.bucket) == has(oldSelf.bucket) && (!has(self.bucket) || self.bucket == oldSelf.bucket)",
+        message=(
+            "storage.bucket is immutable: the pipeline's data stays in the bucket it was created with; "
+            "create a new StockPipeline to use another bucket"
+        ),
+        field_path=".bucket",
+    )
+    def _bucket_is_immutable(self, old: StorageSpec) -> bool:
+        return self.bucket == old.bucket
+
+
+# --- warehouse ------------------------------------------------------------------------------------
+
+
+class DuckDBWarehouse(ApiModel):
+    """An embedded DuckDB file on a volume owned by the transform workload."""
+
+    volume_size: Quantity = Field(
+        default="1Gi", description="Size of the PersistentVolumeClaim for the database file."
+    )
+    storage_class_name: DnsSubdomain | None = Field(
+        default=None, description="StorageClass of the volume; unset means the cluster default."
+    )
+
+
+class SnowflakeWarehouse(ApiModel):
+    """A Snowflake account; authenticate with exactly one of password or privateKey."""
+
+    account: Annotated[str, text(255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = Field(
+        description="Account identifier, e.g. myorg-myaccount."
+    )
+    user: Annotated[str, text(255)] = Field(description="User the transform connects as.")
+    role: SnowflakeIdentifier | None = Field(
+        default=None, description="Role; unset means the user's default role."
+    )
+    warehouse: SnowflakeIdentifier | None = Field(
+        default=None, description="Virtual warehouse; unset means the user's default warehouse."
+    )
+    database: SnowflakeIdentifier = Field(
+        description="Database that holds the bronze, silver and gold schemas."
+    )
+    schema_name: SnowflakeIdentifier = Field(
+        default="MARKETPULSE", alias="schema", description="Base schema name; layers are created beside it."
+    )
+    endpoint: Annotated[str, text(512, pattern=r"^https?://[^\s/?#]+/?$")] | None = Field(
+        default=None,
+        description="URL override (PrivateLink, a test server); unset means derived from the account.",
+    )
+    password: SecretValue | None = Field(default=None, description="Password authentication.")
+    private_key: SecretValue | None = Field(
+        default=None, description="Key-pair authentication: the PEM private key."
+    )
+    private_key_passphrase: SecretValue | None = Field(
+        default=None, description="Passphrase of an encrypted private key."
+    )
+
+    @rule(
+        cel="has(self.password) != has(self.privateKey)",
+        message=(
+            "warehouse.snowflake needs exactly one credential: password or privateKey, "
+            "each a secretKeyRef to a Secret"
+        ),
+        reason="FieldValueRequired",
+    )
+    def _exactly_one_credential(self) -> bool:
+        return (self.password is None) != (self.private_key is None)
+
+    @rule(
+        cel="!has(self.privateKeyPassphrase) || has(self.privateKey)",
+        message="warehouse.snowflake.privateKeyPassphrase only applies together with privateKey",
+        field_path=".privateKeyPassphrase",
+        reason="FieldValueForbidden",
+    )
+    def _passphrase_needs_private_key(self) -> bool:
+        return self.private_key_passphrase is None or self.private_key is not None
+
+
+class WarehouseSpec(ApiModel):
+    """Where bronze is loaded and dbt builds silver and gold."""
+
+    type: WarehouseType = Field(default="duckdb", description="duckdb (embedded) or snowflake.")
+    duckdb: DuckDBWarehouse | None = Field(default=None, description="Settings of the DuckDB warehouse.")
+    snowflake: SnowflakeWarehouse | None = Field(
+        default=None, description="Settings of the Snowflake warehouse."
+    )
+
+    @rule(
+        cel="self.type != 'snowflake' || has(self.snowflake)",
+        message=(
+            "warehouse.type snowflake needs warehouse.snowflake with account, user, database "
+            "and a password or privateKey secretKeyRef"
+        ),
+        field_path=".snowflake",
+        reason="FieldValueRequired",
+    )
+    def _snowflake_has_settings(self) -> bool:
+        return self.type != "snowflake" or self.snowflake is not None
+
+    @rule(
+        cel=(
+            "(!has(self.duckdb) || self.type == 'duckdb')"
+            " && (!has(self.snowflake) || self.type == 'snowflake')"
+        ),
+        message=(
+            "warehouse holds settings for a type other than warehouse.type: "
+            "keep only the settings of warehouse.type"
+        ),
+    )
+    def _only_settings_of_its_type(self) -> bool:
+        present = {"duckdb": self.duckdb, "snowflake": self.snowflake}
+        return all(value is None or name == self.type for name, value in present.items())
+
+    @property
+    def duckdb_settings(self) -> DuckDBWarehouse:
+        """The DuckDB settings in effect (defaults when none are written)."""
+        return self.duckdb or DuckDBWarehouse()
+
+
+# --- transform, dashboard, alerts -----------------------------------------------------------------
+
+
+class TransformSpec(ApiModel):
+    """How often bronze is loaded and dbt builds silver and gold."""
+
+    mode: TransformMode = Field(
+        default="cron", description="cron: a CronJob on schedule. continuous: one Deployment that loops."
+    )
+    schedule: Annotated[
+        str,
+        text(
+            128,
+            pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$",
+        ),
+    ] = Field(default="*/5 * * * *", description="Cron schedule of the CronJob (cron mode).")
+    time_zone: Annotated[str, text(64, pattern=r"^[A-Za-z0-9_+\-/]+$")] | None = Field(
+        default=None, description="IANA time zone of the schedule; unset means the controller manager's."
+    )
+    interval_seconds: Annotated[Integer, Field(ge=1, le=3600)] = Field(
+        default=30,
+        description="Seconds from the start of one run to the start of the next (continuous mode); a run that"
+        " takes longer is followed at once.",
+    )
+
+
+class DashboardTLS(ApiModel):
+    """TLS for the dashboard's Ingress."""
+
+    secret_name: DnsSubdomain = Field(description="Secret of type kubernetes.io/tls with the certificate.")
+
+
+class DashboardSpec(ApiModel):
+    """The Streamlit dashboard, behind a Service and an Ingress."""
+
+    enabled: Bool = Field(default=True, description="Run the dashboard.")
+    host: (
+        Annotated[
+            str,
+            text(253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        ]
+        | None
+    ) = Field(default=None, description="Host name of the Ingress rule; unset matches any host.")
+    ingress_class_name: DnsSubdomain | None = Field(
+        default=None, description="IngressClass; unset means the cluster default."
+    )
+    tls: DashboardTLS | None = Field(default=None, description="Serve the dashboard over TLS.")
+
+    @rule(
+        cel="!has(self.tls) || has(self.host)",
+        message="dashboard.tls needs dashboard.host: a certificate is served for a host name",
+        field_path=".host",
+        reason="FieldValueRequired",
+    )
+    def _tls_needs_host(self) -> bool:
+        return self.tls is None or self.host is not None
+
+
+class PriceMoveRule(ApiModel):
+    """Fires when a symbol's price moves more than `percent` within `windowMinutes`."""
+
+    percent: Annotated[Number, Field(gt=0, le=100)] = Field(
+        default=5.0, description="Move, in percent, up or down."
+    )
+    window_minutes: Annotated[Integer, Field(ge=1, le=1440)] = Field(
+        default=15, description="Window of the move."
+    )
+
+
+class StaleFeedRule(ApiModel):
+    """Fires when a symbol has had no tick for `seconds`."""
+
+    seconds: Annotated[Integer, Field(ge=1, le=86_400)] = Field(
+        default=60, description="Longest tolerated silence."
+    )
+
+
+class AlertRule(ApiModel):
+    """One alert rule: set exactly one of priceMove or staleFeed."""
+
+    name: DnsLabel = Field(description="Unique name of the rule within the pipeline.")
+    price_move: PriceMoveRule | None = Field(default=None, description="Alert on a large price move.")
+    stale_feed: StaleFeedRule | None = Field(
+        default=None, description="Alert on a symbol that stopped ticking."
+    )
+
+    @rule(
+        cel="has(self.priceMove) != has(self.staleFeed)",
+        message="each alert rule sets exactly one of priceMove or staleFeed",
+    )
+    def _exactly_one_kind(self) -> bool:
+        return (self.price_move is None) != (self.stale_feed is None)
+
+
+class AlertsSpec(ApiModel):
+    """Alert rules evaluated over the ticks topic; alerts go to `<namespace>.<name>.alerts`."""
+
+    rules: list[AlertRule] = Field(
+        default=[],  # a literal default, so the CRD states it and the API server applies it
+        max_length=20,
+        description="Alert rules; none means no alerts workload.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    webhook_url: SecretValue | None = Field(
+        default=None,
+        description="Also POST each alert (Slack-compatible JSON) to the URL held in this Secret.",
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_names_are_unique(cls, rules: list[AlertRule]) -> list[AlertRule]:
+        _refuse_duplicates([r.name for r in rules])
+        return rules
+
+
+# --- spec -----------------------------------------------------------------------------------------
+
+
+def _refuse_duplicates(values: list[str]) -> None:
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            # Same wording as the API server for an x-kubernetes-list-type set or map.
+            raise PydanticCustomError(RULE_ERROR, f'Duplicate value: "{value}"', {"field_path": f"[{index}]"})
+        seen.add(value)
+
+
+class StockPipelineSpec(ApiModel):
+    """A watchlist of symbols and the few choices that turn it into a running pipeline."""
+
+    watchlist: list[Ticker] = Field(
+        min_length=1,
+        max_length=MAX_SYMBOLS,
+        description="Ticker symbols to follow, upper-case and unique, e.g. AAPL, BRK.B.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    source: SourceSpec = optional_object(SourceSpec, "Where ticks come from.")
+    kafka: KafkaSpec = optional_object(KafkaSpec, "The pipeline's Kafka topics.")
+    storage: StorageSpec = optional_object(StorageSpec, "The S3 bucket of the pipeline.")
+    warehouse: WarehouseSpec = optional_object(WarehouseSpec, "The warehouse that holds silver and gold.")
+    transform: TransformSpec = optional_object(TransformSpec, "The load + dbt build workload.")
+    dashboard: DashboardSpec = optional_object(DashboardSpec, "The Streamlit dashboard.")
+    alerts: AlertsSpec = optional_object(AlertsSpec, "Alert rules.")
+    suspend: Bool = Field(
+        default=False, description="Scale the workloads to zero and suspend the CronJob; data is kept."
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default="Retain",
+        description="On deletion, Retain keeps the topics and the bucket; Delete removes them.",
+    )
+
+    @field_validator("watchlist")
+    @classmethod
+    def _symbols_are_unique(cls, watchlist: list[str]) -> list[str]:
+        _refuse_duplicates(watchlist)
+        return watchlist
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes condition (metav1.Condition)."""
+
+    type: Annotated[str, text(316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")] = Field(
+        description="Topics, Bucket, Ingest, Archive, Transform, Dashboard, Alerts, or Ready overall."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: Annotated[str, text(1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")] = Field(
+        description="CamelCase reason for the last transition."
+    )
+    message: Annotated[str, text(32_768, min_length=0)] = Field(
+        default="", description="Human-readable details."
+    )
+    last_transition_time: Timestamp = Field(description="When status last changed.")
+    observed_generation: Annotated[Integer, Field(ge=0)] | None = Field(
+        default=None, description="The .metadata.generation the condition was set for."
+    )
+
+
+class SymbolFreshness(ApiModel):
+    """When the pipeline last saw a tick of one symbol."""
+
+    symbol: Ticker = Field(description="Ticker symbol.")
+    last_tick_time: Timestamp | None = Field(
+        default=None, description="Event time of the newest tick archived."
+    )
+
+
+class StockPipelineStatus(ApiModel):
+    """What the operator observed; written only through the status subresource."""
+
+    observed_generation: Annotated[Integer, Field(ge=0)] | None = Field(
+        default=None, description="The .metadata.generation this status describes."
+    )
+    phase: Phase = Field(
+        default="Pending", description="Pending, Provisioning, Ready, Degraded, Suspended or Failed."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=32,
+        description="One condition per concern plus Ready.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    topics: list[Annotated[str, text(249)]] = Field(
+        default_factory=list, max_length=8, description="Kafka topics of the pipeline."
+    )
+    bucket: Annotated[str, text(63)] | None = Field(default=None, description="S3 bucket of the pipeline.")
+    dashboard_url: Annotated[str, text(2048)] | None = Field(
+        default=None, description="URL of the dashboard."
+    )
+    freshness: list[SymbolFreshness] = Field(
+        default_factory=list,
+        max_length=MAX_SYMBOLS,
+        description="Newest tick per symbol, where known.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["symbol"]},
+    )
+
+
+# --- the resource ---------------------------------------------------------------------------------
+
+
+class ObjectMeta(ApiModel):
+    """The part of metadata the API reads; everything else the API server sets is kept as is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, text(253)] = Field(description="Name of the pipeline.")
+    namespace: DnsLabel | None = Field(default=None, description="Namespace of the pipeline.")
+
+
+class StockPipeline(ApiModel):
+    """A real-time stock-market pipeline: ingest, archive, transform, dashboard and alerts for a watchlist."""
+
+    api_version: Literal["marketpulse.io/v1alpha1"] = Field(
+        default="marketpulse.io/v1alpha1", description="marketpulse.io/v1alpha1"
+    )
+    kind: Literal["StockPipeline"] = Field(default="StockPipeline", description="StockPipeline")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: StockPipelineSpec = Field(description="The desired pipeline.")
+    status: StockPipelineStatus | None = Field(
+        default=None, description="The observed state of the pipeline."
+    )
+
+    @rule(
+        cel=(
+            f"self.metadata.name.size() <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{NAME_PATTERN}')"
+        ),
+        message=(
+            f"metadata.name must be at most {MAX_NAME_LENGTH} characters of lower-case letters, digits "
+            "and '-', starting with a letter, so that the pipeline's Services, CronJob and topics "
+            "can be named after it"
+        ),
+        field_path=".metadata.name",
+    )
+    def _name_fits_children(self) -> bool:
+        name = self.metadata.name
+        return len(name) <= MAX_NAME_LENGTH and re.fullmatch(NAME_PATTERN, name) is not None
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The resource as it goes on the wire: camelCase, unset optional fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

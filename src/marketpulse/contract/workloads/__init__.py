@@ -1,0 +1,41 @@
+"""The workloads of a pipeline, rendered once from the StockPipeline spec for every executor.
+
+Pure: no Kubernetes client, no kopf. The operator turns these into Deployments and CronJobs; the
+local executor runs them as processes with the same environment.
+"""
+
+from marketpulse.contract.workloads.model import (
+    EnvVar,
+    Port,
+    Resources,
+    RunMode,
+    SecretFile,
+    SecretRef,
+    Workload,
+)
+from marketpulse.contract.workloads.names import PipelineNames
+from marketpulse.contract.workloads.render import (
+    DASHBOARD_PORT,
+    METRICS_PORT,
+    WAREHOUSE_DIR,
+    Platform,
+    bootstrap_servers,
+    render_workloads,
+)
+
+__all__ = [
+    "DASHBOARD_PORT",
+    "METRICS_PORT",
+    "WAREHOUSE_DIR",
+    "EnvVar",
+    "PipelineNames",
+    "Platform",
+    "Port",
+    "Resources",
+    "RunMode",
+    "SecretFile",
+    "SecretRef",
+    "Workload",
+    "bootstrap_servers",
+    "render_workloads",
+]

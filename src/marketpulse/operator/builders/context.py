@@ -1,0 +1,42 @@
+"""What builders need besides the StockPipeline: names, image, and what the cluster serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.workloads import PipelineNames, Platform
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """API groups found by discovery at start-up; None means the kind is not served."""
+
+    kafka_topic_version: str | None = None  # "kafka.strimzi.io/v1" or ".../v1beta2"
+    kafka_user_version: str | None = None
+    service_monitor: bool = False
+    prometheus_rule: bool = False
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    names: PipelineNames
+    image: str = "ghcr.io/marketpulse/marketpulse:latest"
+    image_pull_policy: str = "IfNotPresent"
+    run_as_user: int = 10001
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    platform: Platform = field(default_factory=Platform)
+
+
+def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
+    """The metadata every child carries: its name, the pipeline's namespace, the standard labels."""
+    return {"name": name, "namespace": ctx.names.namespace, "labels": ctx.names.labels(component)}
+
+
+def names_for(pipeline: StockPipeline) -> PipelineNames:
+    return PipelineNames(
+        namespace=pipeline.metadata.namespace or "default",
+        name=pipeline.metadata.name,
+        bucket_override=pipeline.spec.storage.bucket,
+    )

@@ -1,0 +1,85 @@
+"""The pipeline's Kafka topics (as Strimzi KafkaTopics or as plans for the admin API) and KafkaUser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from marketpulse.contract.api import StockPipelineSpec
+from marketpulse.operator.builders.context import BuildContext
+
+STRIMZI_CLUSTER_LABEL = "strimzi.io/cluster"
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """One topic as the pipeline wants it; the direct backend and the KafkaTopic builder share it."""
+
+    name: str
+    partitions: int
+    replicas: int | None
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def plan_topics(spec: StockPipelineSpec, ctx: BuildContext) -> list[TopicPlan]:
+    kafka, names = spec.kafka, ctx.names
+    config = {"retention.ms": str(kafka.retention_hours * HOUR_MS)}
+    return [
+        TopicPlan(names.ticks_topic, kafka.partitions, kafka.replicas, config),
+        # Dead letters and alerts are rare and want global order more than throughput.
+        TopicPlan(names.dlq_topic, 1, kafka.replicas, config),
+        TopicPlan(names.alerts_topic, 1, kafka.replicas, config),
+    ]
+
+
+def build_topic_kafkatopic(plan: TopicPlan, spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
+    names = ctx.names
+    topic_spec: dict[str, Any] = {
+        "topicName": plan.name,
+        "partitions": plan.partitions,
+        "config": dict(plan.config),
+    }
+    if plan.replicas is not None:
+        topic_spec["replicas"] = plan.replicas
+    return {
+        "apiVersion": ctx.capabilities.kafka_topic_version,
+        "kind": "KafkaTopic",
+        "metadata": {
+            "name": names.topic_object(plan.name),
+            "namespace": names.namespace,
+            "labels": {**names.labels("kafka"), STRIMZI_CLUSTER_LABEL: spec.kafka.cluster_name},
+        },
+        "spec": topic_spec,
+    }
+
+
+def build_pipeline_kafkauser(spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
+    """A SCRAM user allowed exactly the pipeline's topics and its consumer groups, nothing else."""
+    names = ctx.names
+    topic_acls = [
+        {
+            "type": "allow",
+            "resource": {"type": "topic", "name": topic, "patternType": "literal"},
+            "operations": ["Read", "Write", "Describe"],
+        }
+        for topic in names.topics
+    ]
+    group_acl = {
+        "type": "allow",
+        "resource": {"type": "group", "name": names.consumer_group_prefix, "patternType": "prefix"},
+        "operations": ["Read", "Describe"],
+    }
+    return {
+        "apiVersion": ctx.capabilities.kafka_user_version,
+        "kind": "KafkaUser",
+        "metadata": {
+            "name": names.kafka_user,
+            "namespace": names.namespace,
+            "labels": {**names.labels("kafka"), STRIMZI_CLUSTER_LABEL: spec.kafka.cluster_name},
+        },
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": [*topic_acls, group_acl]},
+        },
+    }

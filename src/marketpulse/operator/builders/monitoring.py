@@ -1,0 +1,114 @@
+"""ServiceMonitor and PrometheusRule, for clusters that run the Prometheus Operator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketpulse.contract.workloads import METRICS_PORT
+from marketpulse.operator.builders.context import BuildContext, object_meta
+
+# Alert thresholds; the data plane's metric names are the contract (see each workload's metrics).
+FEED_STALE_FOR = "5m"
+LAG_RECORDS = 100_000
+LAG_WINDOW = "10m"
+TRANSFORM_WINDOW = "1h"
+TRANSFORM_WINDOW_SECONDS = 3600
+
+
+def build_metrics_service(ctx: BuildContext) -> dict[str, Any]:
+    """A headless Service over every pod of the pipeline, for the ServiceMonitor to discover."""
+    names = ctx.names
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(names.metrics_service, ctx, "metrics"),
+        "spec": {
+            "clusterIP": "None",
+            "selector": names.selector(),
+            "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_pipeline_servicemonitor(ctx: BuildContext) -> dict[str, Any]:
+    names = ctx.names
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": object_meta(names.monitoring, ctx, "monitoring"),
+        "spec": {
+            "selector": {"matchLabels": names.selector("metrics")},
+            "endpoints": [{"port": "metrics", "interval": "30s"}],
+            # Copied onto every series as app_kubernetes_io_instance/_component, so rules and dashboards
+            # can select one pipeline exactly (a pod-name prefix would also match `<name>-eu`).
+            "podTargetLabels": ["app.kubernetes.io/instance", "app.kubernetes.io/component"],
+        },
+    }
+
+
+def counted_recently(series: str, window: str) -> str:
+    """PromQL: the counter went up within `window`, including a labelled series that first appeared
+    with its first increment (client libraries create such a child on `.labels(...).inc()`, and
+    `increase()` cannot see a rise before a series' first sample)."""
+    return f"(increase({series}[{window}]) > 0 or ({series} > 0 unless {series} offset {window}))"
+
+
+def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
+    names = ctx.names
+    # The ServiceMonitor copies the pods' instance label onto their series (podTargetLabels).
+    pods = f'namespace="{names.namespace}",app_kubernetes_io_instance="{names.name}"'
+    lag = f"marketpulse_archive_consumer_lag_records{{{pods}}}"
+    failures = f'marketpulse_transform_runs_total{{{pods},result="failure"}}'
+    # kube-state-metrics' series of the CronJob's Jobs (named <cronjob>-<scheduled minute>).
+    jobs = f'namespace="{names.namespace}",job_name=~"{names.workload("transform")}-[0-9]+"'
+    labels = {"severity": "warning", "pipeline": names.name}
+    rules = [
+        {
+            "alert": "MarketPulseFeedStale",
+            "expr": f"sum(rate(marketpulse_archive_records_total{{{pods}}}[5m])) == 0",
+            "for": FEED_STALE_FOR,
+            "labels": labels,
+            "annotations": {
+                "summary": f"No ticks archived for {names.namespace}/{names.name}",
+                "description": "The archive consumed no records for 5 minutes: is ingest producing?",
+            },
+        },
+        {
+            "alert": "MarketPulseConsumerLag",
+            # Growing, not merely high: a backlog that is being worked off (after an S3 outage, say)
+            # needs no one, and at tens of thousands of ticks/s a steady lag of a batch is normal.
+            "expr": f"sum({lag}) > {LAG_RECORDS} and sum(deriv({lag}[{LAG_WINDOW}])) > 0",
+            "for": "10m",
+            "labels": labels,
+            "annotations": {
+                "summary": f"Archive of {names.namespace}/{names.name} is falling behind",
+                "description": (
+                    f"More than {LAG_RECORDS} ticks wait to be archived and the backlog has kept "
+                    "growing for 10 minutes."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseTransformFailed",
+            # Continuous mode: the looping Deployment counts its failed cycles. Cron mode: a run's
+            # pod may live between two scrapes, so the Job's Failed condition is used instead, for
+            # Jobs started within the hour (failed Jobs are kept for history long after).
+            "expr": (
+                counted_recently(failures, TRANSFORM_WINDOW)
+                + f' or (kube_job_failed{{{jobs},condition="true"}} == 1'
+                f" and on(namespace, job_name) (time() - kube_job_status_start_time{{{jobs}}})"
+                f" < {TRANSFORM_WINDOW_SECONDS})"
+            ),
+            "labels": {**labels, "severity": "critical"},
+            "annotations": {
+                "summary": f"Transform of {names.namespace}/{names.name} failed",
+                "description": "A load + dbt build run failed within the last hour; gold may be stale.",
+            },
+        },
+    ]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": object_meta(names.monitoring, ctx, "monitoring"),
+        "spec": {"groups": [{"name": f"marketpulse.{names.namespace}.{names.name}", "rules": rules}]},
+    }

@@ -1,0 +1,169 @@
+"""The handlers of StockPipelines and of their children: each locks the pipeline, reconciles or
+cleans it up, and hands the outcome to the status writer. Errors become kopf's retries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from marketpulse.contract.api import GROUP, KIND, VERSION
+from marketpulse.operator.debounce import Debouncer
+from marketpulse.operator.deletion import cleanup
+from marketpulse.operator.kube import KubeError, Ref
+from marketpulse.operator.metrics import DURATION, ERRORS, RECONCILES
+from marketpulse.operator.reconcile import reconcile
+from marketpulse.operator.runtime import OperatorState, Pipeline
+from marketpulse.operator.status_writer import into_patch, to_subresource, write_status
+from marketpulse.operator.watch import handled_and_current, owners, pipeline_of_pod, pod_diagnosis_changed
+
+RETRY_DELAY = 5.0
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+log = logging.getLogger(__name__)
+
+
+class PipelineHandlers:
+    def __init__(self, state: OperatorState) -> None:
+        self.state = state
+        state.refresher = Debouncer(state.settings.child_refresh_seconds, self.refresh_from_children)
+
+    # --- the pipeline changed, or it is time to look again ----------------------------------------
+
+    async def resume(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await self.reconcile("resume", body, patch, logger)
+
+    async def create(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await self.reconcile("create", body, patch, logger)
+
+    async def update(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await self.reconcile("update", body, patch, logger)
+
+    async def resync(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        await self.reconcile("timer", body, patch, logger)
+
+    async def reconcile(self, trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
+        runtime = self.state.require_runtime()
+        RECONCILES.labels(trigger).inc()
+        started = time.perf_counter()
+        meta = body.get("metadata", {})
+        try:
+            async with runtime.lock(meta["uid"]):
+                outcome = await reconcile(
+                    runtime,
+                    body,
+                    lambda objs: kopf.adopt(objs, owner=body),
+                    logger,
+                    fresh=trigger == "create",
+                )
+            await write_status(body, outcome, into_patch(patch), self.state.phases, logger)
+        except KubeError as exc:
+            ERRORS.labels(trigger, "temporary").inc()
+            raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=RETRY_DELAY) from None
+        except Exception:
+            ERRORS.labels(trigger, "unexpected").inc()
+            raise
+        finally:
+            # Observed last, so a finished reconcile has its status write counted already.
+            DURATION.labels(trigger).observe(time.perf_counter() - started)
+        if outcome.invalid is not None:
+            ERRORS.labels(trigger, "permanent").inc()
+            raise kopf.PermanentError(str(outcome.invalid))
+        if outcome.transient:
+            ERRORS.labels(trigger, "temporary").inc()
+            raise kopf.TemporaryError("; ".join(outcome.transient), delay=RETRY_DELAY)
+
+    # --- one of its children or pods changed ------------------------------------------------------
+
+    async def child_changed(self, event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        # The initial listing is no change: resume handlers reconcile every pipeline at start-up.
+        if event.get("type") is None or self.state.refresher is None:
+            return
+        for owner in owners(body):
+            self.state.refresher.request(owner)
+
+    async def pod_changed(self, event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        """A workload's pod got into trouble (image pull, crash loop, config, scheduling) or out
+        of it: its pipeline's status says so about a second later. Listings after a reconnect count
+        too: a change missed while the watch was down is noticed then."""
+        state = self.state
+        if state.refresher is None or not pod_diagnosis_changed(state.troubled_pods, event, body):
+            return
+        pipeline = pipeline_of_pod(body)
+        if pipeline:
+            state.refresher.request(pipeline)
+
+    async def refresh_from_children(self, key: Pipeline) -> None:
+        """A child changed (a controller wrote its status, someone edited or deleted it, or one of
+        its pods got into or out of trouble): reconcile its pipeline now, not at the next periodic
+        reconcile, and write what changed."""
+        namespace, name = key
+        runtime = self.state.runtime
+        if runtime is None:
+            return
+        ref = Ref(f"{GROUP}/{VERSION}", KIND, namespace, name)
+        first = await runtime.kube.get(ref)
+        if first is None or not handled_and_current(first):
+            return
+        uid = first["metadata"]["uid"]
+        RECONCILES.labels("child").inc()
+        started = time.perf_counter()
+        try:
+            async with runtime.lock(uid):
+                # Read again under the lock: a handler that held it may have moved the pipeline on.
+                body = await runtime.kube.get(ref)
+                if body is None or body["metadata"]["uid"] != uid or not handled_and_current(body):
+                    return
+                owner = cast(kopf.Body, body)
+                outcome = await reconcile(
+                    runtime, body, lambda objs: kopf.adopt(objs, owner=owner), log, prune=False
+                )
+                send = to_subresource(runtime.kube, ref)
+                why = f"{namespace}/{name}: a child changed; "
+                await write_status(body, outcome, send, self.state.phases, log, why=why)
+        except KubeError as exc:
+            ERRORS.labels("child", "temporary").inc()
+            log.warning("%s/%s: reconcile after a child changed: %s", namespace, name, exc)
+        finally:
+            DURATION.labels("child").observe(time.perf_counter() - started)
+
+    # --- it is being deleted ----------------------------------------------------------------------
+
+    async def delete(self, body: kopf.Body, logger: Logger, **_: Any) -> None:
+        state = self.state
+        runtime = state.require_runtime()
+        uid = body["metadata"]["uid"]
+        RECONCILES.labels("delete").inc()
+        try:
+            async with runtime.lock(uid):
+                done = await cleanup(runtime, body)
+        except KubeError as exc:
+            ERRORS.labels("delete", "temporary").inc()
+            raise kopf.TemporaryError(f"cleanup: {exc}", delay=RETRY_DELAY) from None
+        except kopf.PermanentError:
+            raise
+        except ValueError as exc:  # an invalid spec cannot say what to keep; let the pipeline go
+            logger.warning("cleanup skipped: %s", exc)
+            return
+        except Exception as exc:  # S3 or Kafka unreachable: the finalizer waits for them
+            ERRORS.labels("delete", "temporary").inc()
+            raise kopf.TemporaryError(f"cleanup: {exc}", delay=RETRY_DELAY) from None
+        finally:
+            state.phases.set(uid, None)
+            runtime.locks.pop(uid, None)
+        if done.retained:
+            kopf.event(
+                body,
+                type="Normal",
+                reason="Retained",
+                message=(
+                    f"deletionPolicy Retain: kept {', '.join(done.retained)}; delete them by hand when "
+                    "no longer needed"
+                )[:1024],
+            )
+        if done.deleted:
+            kopf.event(
+                body, type="Normal", reason="Deleted", message=f"deleted {', '.join(done.deleted)}"[:1024]
+            )

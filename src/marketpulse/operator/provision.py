@@ -1,0 +1,127 @@
+"""The pipeline's backends: its S3 bucket (with the credentials from its Secret), its Kafka topics
+with the direct backend, and the freshness read from the bucket.
+
+Each answers with a `Check`: a backend that is down or refuses a feature is a condition of the
+pipeline, never an exception out of the reconcile.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from minio import Minio
+from minio.error import S3Error
+
+from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.workloads import PipelineNames, bootstrap_servers
+from marketpulse.operator.backends import buckets, topics
+from marketpulse.operator.builders import BuildContext, plan_topics
+from marketpulse.operator.freshness import QuotesUnreadableError, freshness_from_quotes, read_quotes
+from marketpulse.operator.kube import KubeError
+from marketpulse.operator.runtime import Runtime
+from marketpulse.operator.status import Check
+from marketpulse.storage.s3 import minio_client
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+async def ensure_direct_topics(runtime: Runtime, pipeline: StockPipeline, ctx: BuildContext) -> Check:
+    bootstrap = bootstrap_servers(pipeline.spec)
+    plans = plan_topics(pipeline.spec, ctx)
+    timeout = runtime.settings.kafka_timeout_seconds
+    try:
+        outcome = await runtime.blocking(
+            lambda: topics.ensure_topics(runtime.admin(bootstrap), plans, timeout)
+        )
+    except Exception as exc:
+        # Brokers down or unreachable: say so and retry; nothing about the spec is wrong.
+        return Check.failed("KafkaUnavailable", f"Kafka at {bootstrap}: {exc}")
+    parts = ", ".join(f"{name}: {count} partitions" for name, count in outcome.partitions.items())
+    if outcome.larger:
+        more = ", ".join(f"{n} has {c}" for n, c in outcome.larger.items())
+        return Check.ok("PartitionsKept", f"{parts}; more than requested kept (never shrunk): {more}")
+    return Check.ok("TopicsReady", parts)
+
+
+async def s3_credentials(runtime: Runtime, pipeline: StockPipeline, namespace: str) -> tuple[str, str]:
+    """Access key and secret key for the pipeline's bucket: its credentialsSecret, else the operator's."""
+    storage, settings = pipeline.spec.storage, runtime.settings
+    access, secret = settings.s3_access_key, settings.s3_secret_key
+    if storage.credentials_secret is not None:
+        creds = storage.credentials_secret
+        data = await runtime.kube.read_secret(namespace, creds.name)
+        try:
+            access = base64.b64decode(data[creds.access_key_id_key]).decode()
+            secret = base64.b64decode(data[creds.secret_access_key_key]).decode()
+        except KeyError as exc:
+            raise KubeError(
+                422, "MissingKey", f"Secret {creds.name} has no key {exc.args[0]} (storage.credentialsSecret)"
+            ) from None
+    return access, secret
+
+
+def _minio(runtime: Runtime, pipeline: StockPipeline, access: str, secret: str) -> Minio:
+    storage, settings = pipeline.spec.storage, runtime.settings
+    return minio_client(
+        storage.endpoint or settings.s3_endpoint, access, secret, storage.region or settings.s3_region
+    )
+
+
+async def s3_client(runtime: Runtime, pipeline: StockPipeline, namespace: str) -> Minio:
+    access, secret = await s3_credentials(runtime, pipeline, namespace)
+    return _minio(runtime, pipeline, access, secret)
+
+
+@dataclass
+class BucketResult:
+    check: Check
+    # Newest tick per watchlist symbol from the archive's quotes; None when it could not be read.
+    freshness: list[dict[str, str]] | None = None
+    # The S3 secret key the workloads may hold: never to appear in what their pods report.
+    secrets: tuple[str, ...] = ()
+
+
+async def ensure_bucket(
+    runtime: Runtime, pipeline: StockPipeline, names: PipelineNames, logger: Logger
+) -> BucketResult:
+    retention = pipeline.spec.storage.retention_days
+    try:
+        access, secret = await s3_credentials(runtime, pipeline, names.namespace)
+    except KubeError as exc:
+        return BucketResult(Check.failed("CredentialsUnavailable", exc.message))
+    secrets = (secret,)
+    try:
+        client = _minio(runtime, pipeline, access, secret)
+        outcome = await runtime.blocking(lambda: buckets.ensure_bucket(client, names.bucket, retention))
+    except S3Error as exc:
+        return BucketResult(
+            Check.failed("BucketFailed", f"bucket {names.bucket}: {exc.code}: {exc.message}"), secrets=secrets
+        )
+    except Exception as exc:
+        return BucketResult(Check.failed("S3Unavailable", f"bucket {names.bucket}: {exc}"), secrets=secrets)
+    freshness = await read_freshness(runtime, client, pipeline, names, logger)
+    if outcome.refused:
+        refused = "; ".join(
+            f"{feature} refused by the S3 server ({why})" for feature, why in outcome.refused.items()
+        )
+        reason = "LifecycleNotSupported" if "lifecycle" in outcome.refused else "FeatureNotSupported"
+        return BucketResult(Check.ok(reason, f"bucket {names.bucket} exists; {refused}"), freshness, secrets)
+    ready = f"bucket {names.bucket}: versioning on, bronze expires after {retention} days"
+    return BucketResult(Check.ok("BucketReady", ready), freshness, secrets)
+
+
+async def read_freshness(
+    runtime: Runtime, client: Minio, pipeline: StockPipeline, names: PipelineNames, logger: Logger
+) -> list[dict[str, str]] | None:
+    """Freshness from the archive's quotes: [] before any, None (keep the last) when unreadable."""
+    try:
+        raw = await runtime.blocking(lambda: read_quotes(client, names.bucket))
+        return [] if raw is None else freshness_from_quotes(raw, pipeline.spec.watchlist)
+    except QuotesUnreadableError as exc:
+        logger.warning("freshness not updated: bucket %s: %s", names.bucket, exc)
+    except Exception as exc:  # S3 trouble is the Bucket condition's business; freshness just waits
+        logger.debug("freshness not updated: bucket %s: %s", names.bucket, exc)
+    return None

@@ -1,0 +1,165 @@
+"""One reconcile of one StockPipeline: render, then at once sync the children, provision the
+backends and list the pods, then observe.
+
+Handlers call `reconcile()`; it returns the observations and leaves writing the status and
+emitting events to the status writer. Nothing here decides the status: `status.summarize` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from marketpulse.contract.api import StockPipeline, StockPipelineInvalid, validate_stockpipeline
+from marketpulse.operator import children
+from marketpulse.operator.builders import Manifest, dashboard_url, render_children
+from marketpulse.operator.diff import with_hash
+from marketpulse.operator.kube import KubeError
+from marketpulse.operator.observe import ChildResult, Pods, by_component, pipeline_checks
+from marketpulse.operator.provision import ensure_bucket, ensure_direct_topics
+from marketpulse.operator.runtime import Runtime
+from marketpulse.operator.status import Observed
+
+Adopt = Callable[[list[Manifest]], None]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+# Backends that are down, not wrong: the reconcile is retried soon rather than at the next resync.
+_TRANSIENT_REASONS = {"KafkaUnavailable", "S3Unavailable", "CredentialsUnavailable"}
+
+
+@dataclass
+class Outcome:
+    """What a reconcile saw and did; `observed` feeds `summarize`."""
+
+    observed: Observed
+    transient: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    invalid: StockPipelineInvalid | None = None
+
+
+def parse(body: Mapping[str, Any]) -> StockPipeline:
+    meta = body.get("metadata", {})
+    return validate_stockpipeline(
+        {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+            "spec": dict(body.get("spec", {})),
+        },
+        source=f"{meta.get('namespace')}/{meta.get('name')}",
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def reconcile(
+    runtime: Runtime,
+    body: Mapping[str, Any],
+    adopt: Adopt,
+    logger: Logger,
+    *,
+    fresh: bool = False,
+    prune: bool = True,
+) -> Outcome:
+    """Bring the children and backends in line with the spec. `fresh`: the pipeline was just
+    created, so there is nothing to read back or prune (saves a round trip per child). `prune`:
+    look for children the spec no longer wants (only a spec change makes them; False saves a list
+    call per kind when a child's own change is the reason to reconcile)."""
+    meta = body.get("metadata", {})
+    previous = list((body.get("status") or {}).get("conditions", []))
+    try:
+        pipeline = parse(body)
+    except StockPipelineInvalid as exc:
+        message = "; ".join(str(e) for e in exc.errors)
+        return Outcome(Observed(checks={}, now=_now(), previous=previous, invalid=message), invalid=exc)
+
+    spec = pipeline.spec
+    ctx = runtime.context(pipeline)
+    names = ctx.names
+    desired = render_children(pipeline, ctx)
+    adopt(desired)
+    desired = [with_hash(m) for m in desired]
+
+    direct = spec.kafka.topic_backend == "direct"
+    kube = runtime.kube
+    child_results, prunes, topic_check, bucket_check, listed_pods = await asyncio.gather(
+        asyncio.gather(*(children.sync_child(kube, m, fresh=fresh) for m in desired)),
+        _nothing() if fresh or not prune else children.prune(kube, names, meta.get("uid", ""), desired),
+        ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
+        ensure_bucket(runtime, pipeline, names, logger),
+        # A pipeline just created has no pods yet.
+        _nothing() if fresh else children.list_pods(kube, names),
+        return_exceptions=True,
+    )
+    transient: list[str] = []
+    if isinstance(child_results, BaseException):
+        raise child_results
+    results: list[ChildResult] = list(child_results)
+    pruned: list[str] = []
+    if prunes is None:
+        pass
+    elif isinstance(prunes, KubeError):
+        transient.append(f"pruning: {prunes}")
+    elif isinstance(prunes, BaseException):
+        raise prunes
+    else:
+        pruned = prunes
+    # None: not observed (just created, or the list failed), so the workloads' checks stand alone.
+    pods: Pods | None = None
+    if isinstance(listed_pods, KubeError):
+        logger.warning("pods not observed: %s", listed_pods)
+        if listed_pods.transient:
+            transient.append(f"listing pods: {listed_pods}")
+    elif isinstance(listed_pods, BaseException):
+        raise listed_pods
+    elif listed_pods is not None:
+        pods = by_component(listed_pods)
+    transient += [
+        f"{r.manifest['kind']} {r.manifest['metadata']['name']}: {r.error}"
+        for r in results
+        if r.error is not None and r.error.transient
+    ]
+    if isinstance(topic_check, BaseException):
+        raise topic_check
+    if isinstance(bucket_check, BaseException):
+        raise bucket_check
+
+    checks = pipeline_checks(
+        spec,
+        names,
+        results,
+        runtime.capabilities,
+        direct_topics=topic_check,
+        bucket=bucket_check.check,
+        pods=pods,
+        secrets=(runtime.settings.s3_secret_key, *bucket_check.secrets),
+    )
+    transient += [f"{name}: {c.message}" for name, c in checks.items() if c.reason in _TRANSIENT_REASONS]
+    freshness = bucket_check.freshness
+    if freshness is None:
+        freshness = list((body.get("status") or {}).get("freshness", []))
+    observed = Observed(
+        checks=checks,
+        now=_now(),
+        previous=previous,
+        suspended=spec.suspend,
+        topics=list(names.topics),
+        bucket=names.bucket,
+        dashboard_url=dashboard_url(spec, ctx),
+        freshness=freshness,
+    )
+    applied = [f"{r.manifest['kind']}/{r.manifest['metadata']['name']}" for r in results if r.applied]
+    if applied or pruned:
+        logger.info("applied %s; pruned %s", ", ".join(applied) or "nothing", ", ".join(pruned) or "nothing")
+    return Outcome(observed, transient=transient, applied=applied, pruned=pruned)

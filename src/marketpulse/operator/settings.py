@@ -1,0 +1,64 @@
+"""The operator's own settings, from environment variables, read once at start-up.
+
+`S3_*` are the operator's credentials for managing buckets (the same names the workloads use);
+`MARKETPULSE_*` choose the image and the defaults a StockPipeline may leave unset.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from marketpulse.contract.workloads import Platform
+
+
+def _default_image() -> str:
+    try:
+        tag = dist_version("marketpulse")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        tag = "latest"
+    return f"ghcr.io/marketpulse/marketpulse:{tag}"
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKETPULSE_", extra="ignore", populate_by_name=True)
+
+    image: str = Field(default_factory=_default_image, description="Image of every workload.")
+    image_pull_policy: str = "IfNotPresent"
+    # Numeric, so that the kubelet can check runAsNonRoot without reading the image.
+    run_as_user: int = Field(10001, ge=1)
+
+    s3_endpoint: str = Field(
+        "http://minio.marketpulse.svc:9000", validation_alias=AliasChoices("S3_ENDPOINT", "s3_endpoint")
+    )
+    s3_region: str = Field("us-east-1", validation_alias=AliasChoices("S3_REGION", "s3_region"))
+    s3_access_key: str = Field("", validation_alias=AliasChoices("S3_ACCESS_KEY", "s3_access_key"))
+    s3_secret_key: str = Field("", validation_alias=AliasChoices("S3_SECRET_KEY", "s3_secret_key"))
+    # Workloads read the same credentials from this Secret (never copied by the operator).
+    s3_credentials_secret: str = "marketpulse-s3"  # noqa: S105 - the name of a Secret, not a secret
+
+    kubeconfig: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("KUBECONFIG", "kubeconfig"),
+        description="Unset means in-cluster: the pod's ServiceAccount.",
+    )
+    resync_seconds: float = Field(60.0, gt=0, description="Interval of the periodic reconcile.")
+    child_refresh_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Wait after a child changes before reconciling its pipeline; changes meanwhile coalesce.",
+    )
+    metrics_port: int = Field(8080, ge=0, le=65535, description="0 turns the metrics endpoint off.")
+    health_port: int = Field(8081, ge=0, le=65535, description="0 turns the liveness endpoint off.")
+    kafka_timeout_seconds: float = Field(5.0, gt=0)
+
+    def platform(self) -> Platform:
+        return Platform(
+            s3_endpoint=self.s3_endpoint,
+            s3_region=self.s3_region,
+            s3_credentials_secret=self.s3_credentials_secret,
+        )
