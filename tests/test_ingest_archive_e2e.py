@@ -142,7 +142,7 @@ def test_the_whole_pipeline_puts_every_acknowledged_tick_in_silver_once_and_publ
     assert archive.wait(timeout=60) == 0, flow.logs()
 
     database = flow.workdir / "warehouse.duckdb"
-    env = {"MARKETPULSE_DUCKDB_PATH": str(database), "MARKETPULSE_TRANSFORM_MODE": "once"}
+    env = {"MARKETPULSE_DUCKDB_PATH": str(database), "MARKETPULSE_TRANSFORM_MODE": "cron"}
     first = flow.run("transform", env)
     assert first.wait(timeout=300) == 0, flow.logs()
 

@@ -261,7 +261,7 @@ def run_transform(env: dict[str, str], workdir: Path) -> subprocess.CompletedPro
         env={
             **os.environ,
             **env,
-            "MARKETPULSE_TRANSFORM_MODE": "once",
+            "MARKETPULSE_TRANSFORM_MODE": "cron",
             "MARKETPULSE_METRICS_PORT": "0",
             "DBT_TARGET_PATH": str(workdir / "dbt-target"),
             "DBT_LOG_PATH": str(workdir / "dbt-logs"),

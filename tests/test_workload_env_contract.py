@@ -1,45 +1,41 @@
 """The environment the renderer gives each workload is the environment that workload reads.
 
-A variable rendered under a name no settings class reads is a silent default in the pod (the
-settings ignore unknown variables), so every rendered name must be one its entrypoint's settings
-read, for every sample pipeline and for the options the samples leave out.
+A variable rendered under a name no settings class reads would be a silent default in the pod, so
+every rendered name must be one its entrypoint's settings read, for every sample pipeline and for the
+options the samples leave out. The other way round, every variable a workload reads is rendered for
+some pipeline or is one of the tuning knobs listed here, which pods leave at their defaults; and a
+`MARKETPULSE_*` variable nobody reads stops the workload, naming it.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices
-from pydantic_settings import BaseSettings
 
-from marketpulse.alerts.main import AlertsSettings
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
-from marketpulse.contract.settings.archive import ArchiveSettings
-from marketpulse.contract.settings.common import S3Settings
-from marketpulse.contract.settings.dashboard import DashboardSettings
-from marketpulse.contract.settings.ingest import IngestSettings
-from marketpulse.contract.settings.transform import TransformSettings
+from marketpulse.contract.settings.environment import (
+    READERS,
+    UnknownVariableError,
+    check_environment,
+    variables_read,
+)
 from marketpulse.contract.workloads import Platform, render_workloads
 from marketpulse.operator.builders import names_for
 
 SAMPLES = sorted((Path(__file__).parents[1] / "operator" / "config" / "samples").glob("stockpipeline-*.yaml"))
 
-# What each entrypoint loads (`marketpulse.cli.workloads`, `cli.dashboard`, `ingest.main` for an
-# S3 replay file): the bucket's settings come from S3Settings beside the workload's own.
-READERS: dict[str, tuple[type[BaseSettings], ...]] = {
-    "ingest": (IngestSettings, S3Settings),
-    "archive": (ArchiveSettings, S3Settings),
-    "transform": (TransformSettings, S3Settings),
-    "alerts": (AlertsSettings,),
-    "dashboard": (DashboardSettings,),
-}
-
 # Options no sample uses, each applied to the synthetic-duckdb sample's spec.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "scram-kafka-user": {"kafka": {"authentication": "scram-sha-512"}},
+    "scram-kafka-user": {
+        "kafka": {"authentication": "scram-sha-512"},
+        "alerts": {"rules": [{"name": "stale", "staleFeed": {"seconds": 60}}]},
+    },
     "snowflake-password-endpoint": {
         "warehouse": {
             "type": "snowflake",
@@ -53,21 +49,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         }
     },
 }
-
-
-def read_names(settings: type[BaseSettings]) -> set[str]:
-    """Every environment variable `settings` reads, upper-cased (pydantic-settings ignores case)."""
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    names: set[str] = set()
-    for field, info in settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(f"{prefix}{field}".upper())
-    return names
 
 
 def load(path: Path, **spec: Any) -> StockPipeline:
@@ -88,7 +69,7 @@ def test_every_variable_rendered_for_a_workload_is_one_its_settings_read(pipelin
     workloads = render_workloads(pipeline.spec, names_for(pipeline), Platform())
     unread = {
         w.component: sorted(
-            {e.name for e in w.env} - set().union(*(read_names(s) for s in READERS[w.component]))
+            {e.name for e in w.env} - set().union(*(variables_read(s) for s in READERS[w.component]))
         )
         for w in workloads
     }
@@ -104,3 +85,100 @@ def test_each_variant_renders_variables_no_sample_does() -> None:
     base = next(p for p in SAMPLES if p.name == "stockpipeline-synthetic-duckdb.yaml")
     for name, spec in VARIANTS.items():
         assert rendered(load(base, **spec)) - in_samples, f"{name} covers nothing the samples do not"
+
+
+# Read by the workload, never rendered by the operator: tuning knobs and development settings whose
+# defaults pods use, and second spellings of a rendered variable. A new settings field lands either
+# in the renderer or here.
+DEFAULT_ONLY: dict[str, set[str]] = {
+    "ingest": {
+        "BUCKET",
+        "MARKETPULSE_FINNHUB_API_KEY",
+        "MARKETPULSE_FINNHUB_MAX_POLL_SECONDS",
+        "MARKETPULSE_FINNHUB_REST_URL",
+        "MARKETPULSE_FINNHUB_WS_URL",
+        "MARKETPULSE_INGEST_DELIVERY_TIMEOUT_SECONDS",
+        "MARKETPULSE_INGEST_LEDGER",
+        "MARKETPULSE_KAFKA_BOOTSTRAP_SERVERS",
+        "MARKETPULSE_LOG_LEVEL",
+        "MARKETPULSE_PRODUCER_ID",
+        "MARKETPULSE_REPLAY_FORMAT",
+        "MARKETPULSE_TICK_LIMIT",
+    },
+    "archive": {
+        "BUCKET",
+        "MARKETPULSE_ARCHIVE_GROUP",
+        "MARKETPULSE_ARCHIVE_GZIP",
+        "MARKETPULSE_ARCHIVE_MAX_AGE_SECONDS",
+        "MARKETPULSE_ARCHIVE_MAX_BYTES",
+        "MARKETPULSE_ARCHIVE_SESSION_TIMEOUT_SECONDS",
+        "MARKETPULSE_KAFKA_BOOTSTRAP_SERVERS",
+        "MARKETPULSE_LOG_LEVEL",
+        "MARKETPULSE_QUOTES_INTERVAL_SECONDS",
+    },
+    "transform": {
+        "BUCKET",
+        "MARKETPULSE_BRONZE_SCHEMA",
+        "MARKETPULSE_GOLD_SCHEMA",
+        "MARKETPULSE_KAFKA_BOOTSTRAP_SERVERS",
+        "MARKETPULSE_LOG_LEVEL",
+        "MARKETPULSE_PUBLISH_GOLD",
+        "MARKETPULSE_TRANSFORM_BUILD_INTERVAL_SECONDS",
+    },
+    "alerts": {
+        "MARKETPULSE_ALERTS_OFFSET_RESET",
+        "MARKETPULSE_KAFKA_BOOTSTRAP_SERVERS",
+        "MARKETPULSE_LOG_LEVEL",
+        "MARKETPULSE_STALE_CHECK_SECONDS",
+    },
+    "dashboard": {
+        "MARKETPULSE_DASHBOARD_ADDRESS",
+        "MARKETPULSE_DASHBOARD_QUOTES_REFRESH_SECONDS",
+        "MARKETPULSE_DASHBOARD_STALE_AFTER_SECONDS",
+        "MARKETPULSE_GOLD_SCHEMA",
+        "MARKETPULSE_KAFKA_BOOTSTRAP_SERVERS",
+        "MARKETPULSE_LOG_LEVEL",
+    },
+}
+
+
+def test_every_variable_a_workload_reads_is_rendered_for_some_pipeline_or_is_a_listed_default() -> None:
+    rendered: dict[str, set[str]] = {component: set() for component in READERS}
+    for param in pipelines():
+        (pipeline,) = param.values
+        assert isinstance(pipeline, StockPipeline)
+        for workload in render_workloads(pipeline.spec, names_for(pipeline), Platform()):
+            rendered[workload.component] |= {e.name for e in workload.env}
+    never_rendered = {
+        component: set().union(*(variables_read(s) for s in readers)) - rendered[component]
+        for component, readers in READERS.items()
+    }
+    assert never_rendered == DEFAULT_ONLY
+
+
+def test_a_misspelt_variable_stops_the_workload_naming_it_and_the_closest_name() -> None:
+    env = {**os.environ, "MARKETPULSE_ARCHIVE_MAX_BYTE": "1000"}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("marketpulse")), "archive"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        "archive: MARKETPULSE_ARCHIVE_MAX_BYTE is not a MarketPulse variable "
+        "(did you mean MARKETPULSE_ARCHIVE_MAX_BYTES?)" in " ".join(result.stderr.split())
+    )
+
+
+def test_every_unknown_variable_is_named_and_known_ones_of_other_workloads_pass() -> None:
+    check_environment({"MARKETPULSE_DASHBOARD_PORT": "1", "MARKETPULSE_SECRET_SF_PASSWORD": "x", "PATH": "/"})
+    with pytest.raises(UnknownVariableError) as raised:
+        check_environment({"MARKETPULSE_WATCHLST": "AAPL", "marketpulse_nonsense": "1"})
+    message = str(raised.value)
+    assert (
+        "MARKETPULSE_WATCHLST is not a MarketPulse variable (did you mean MARKETPULSE_WATCHLIST?)" in message
+    )
+    assert "marketpulse_nonsense is not a MarketPulse variable" in message

@@ -1,6 +1,7 @@
 {#- The bronze table the transform loads, created empty when it is missing so that `dbt build`
     also runs on its own (a fresh DuckDB file, a new Snowflake database). Columns are the bronze
-    contract; the transform's loader creates the same table the same way (`if not exists`).
+    table's one declaration (src/marketpulse/warehouse/bronze.py, which the loaders create it from;
+    tests/dbt/test_bronze_table.py keeps the two equal).
     Runs as the project's on-run-start hook. -#}
 {% macro create_bronze_raw_ticks() -%}
     {%- set schema = var('bronze_schema', env_var('MARKETPULSE_BRONZE_SCHEMA', 'bronze')) -%}

@@ -40,3 +40,18 @@ def watchlist() -> list[str]:
 
 def int_list_var(name: str, minimum: int = 1) -> list[int]:
     return [5, 20]
+
+
+def rolling_windows(
+    source: str, windows: list[int], value: str, aggregates: dict[str, str], keep: list[str] | None = None
+) -> str:
+    selects = []
+    for days in windows:
+        columns = ["symbol", "trade_date", f"{days} as window_days", *(keep or [])]
+        columns += [
+            f"{function}({value}) over (partition by symbol order by trade_date "
+            f"rows between {days - 1} preceding and current row) as {name}"
+            for name, function in aggregates.items()
+        ]
+        selects.append(f"select {', '.join(columns)} from {source}")  # noqa: S608 - lint stand-in, no data
+    return " union all ".join(selects)

@@ -13,38 +13,11 @@ daily_bars as (
 
 ),
 
-{% for window_days in windows -%}
-window_{{ window_days }} as (
-
-    select
-        symbol,
-        trade_date,
-        {{ window_days }} as window_days,
-        close,
-        count(close) over (
-            partition by symbol order by trade_date
-            rows between {{ window_days - 1 }} preceding and current row
-        ) as close_count,
-        avg(close) over (
-            partition by symbol order by trade_date
-            rows between {{ window_days - 1 }} preceding and current row
-        ) as close_average
-
-    from daily_bars
-
-),
-
-{% endfor -%}
 windows as (
 
-    {% for window_days in windows -%}
-    select * from window_{{ window_days }}
-    {%- if not loop.last %}
-
-    union all
-
-    {% endif %}
-    {%- endfor %}
+    {{ marketpulse.rolling_windows(
+        'daily_bars', windows, 'close', {'close_count': 'count', 'close_average': 'avg'}, keep=['close']
+    ) }}
 
 ),
 

@@ -14,37 +14,11 @@ daily_returns as (
 
 ),
 
-{% for window_days in windows -%}
-window_{{ window_days }} as (
-
-    select
-        symbol,
-        trade_date,
-        {{ window_days }} as window_days,
-        count(log_return) over (
-            partition by symbol order by trade_date
-            rows between {{ window_days - 1 }} preceding and current row
-        ) as return_count,
-        var_samp(log_return) over (
-            partition by symbol order by trade_date
-            rows between {{ window_days - 1 }} preceding and current row
-        ) as return_variance
-
-    from daily_returns
-
-),
-
-{% endfor -%}
 windows as (
 
-    {% for window_days in windows -%}
-    select * from window_{{ window_days }}
-    {%- if not loop.last %}
-
-    union all
-
-    {% endif %}
-    {%- endfor %}
+    {{ marketpulse.rolling_windows(
+        'daily_returns', windows, 'log_return', {'return_count': 'count', 'return_variance': 'var_samp'}
+    ) }}
 
 ),
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from marketpulse.contract.layout import object_key, partition_date
-from marketpulse.contract.ticks.model import SCHEMA_VERSION, TICKER
+from marketpulse.contract.ticks.model import SCHEMA_VERSION, TICKER, TICKER_PATTERN
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
@@ -26,7 +26,7 @@ _STAMP = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9}
 _TEXT = rb"[\x20\x21\x23-\x5b\x5d-\x7e]+"
 _COUNT = rb"(?:0|[1-9][0-9]{0,17})"
 CANONICAL_TICK = re.compile(
-    rb'\{"v":1,"symbol":"([A-Z][A-Z0-9.\-]{0,9})"'
+    rb'\{"v":1,"symbol":"(' + TICKER_PATTERN.strip("^$").encode() + rb')"'
     rb',"price":((?:[1-9][0-9]{0,15}\.[0-9]{1,17})|(?:0\.(?=[0-9]*[1-9])[0-9]{1,17}))'
     rb',"size":(' + _COUNT + rb")"
     rb',"event_time":"(' + _STAMP + rb')"'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
 
+from marketpulse.contract.settings.environment import UnknownVariableError, check_environment
 from marketpulse.runtime.logs import configure_logging
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import S3ObjectStore
@@ -19,7 +21,12 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 def load_settings(kind: type[SettingsT], workload: str) -> SettingsT:
-    """Settings from the environment; a bad variable is a user error that names the variable."""
+    """Settings from the environment; a bad or unknown variable is a user error that names it."""
+    try:
+        check_environment(os.environ, extra=(kind,))
+    except UnknownVariableError as exc:
+        err.print(f"[bold red]error[/] {workload}: {exc}")
+        raise typer.Exit(code=2) from None
     try:
         return kind()
     except ValidationError as exc:

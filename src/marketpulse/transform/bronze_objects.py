@@ -19,19 +19,12 @@ import duckdb
 
 from marketpulse.contract.layout import BRONZE_PREFIX, parse_key
 from marketpulse.storage import ObjectInfo, ObjectStore
+from marketpulse.warehouse.bronze import RAW_TICKS, ndjson_fields
 
-# The bronze contract: what dbt's `source('bronze', 'raw_ticks')` reads, as NDJSON field → DuckDB type.
-RAW_TICKS_COLUMNS = {
-    "symbol": "VARCHAR",
-    "price": "DOUBLE",
-    "size": "BIGINT",
-    "event_time": "TIMESTAMPTZ",
-    "ingest_time": "TIMESTAMPTZ",
-    "source": "VARCHAR",
-    "producer_id": "VARCHAR",
-    "seq": "BIGINT",
-    "v": "INTEGER",
-}
+# What each NDJSON line carries, as field → DuckDB type (the bronze table: warehouse.bronze).
+RAW_TICKS_COLUMNS = ndjson_fields()
+# The columns the loader adds: the object's key (the file name less the download root) and the load time.
+_LOADER_VALUES = {"_object_key": "substr(t.filename, ?)", "_loaded_at": "?::timestamptz"}
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +127,14 @@ def select_raw_ticks_sql() -> str:
     decompresses `.gz` objects by their extension.
     """
     columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in RAW_TICKS_COLUMNS.items()) + "}"
+    select = ", ".join(
+        f"t.{column.field} as {column.name}"
+        if column.field
+        else f"{_LOADER_VALUES[column.name]} as {column.name}"
+        for column in RAW_TICKS
+    )
     return f"""
-        select t.symbol, t.price, t.size, t.event_time, t.ingest_time, t.source, t.producer_id,
-               t.seq, t.v as schema_version, substr(t.filename, ?) as _object_key,
-               ?::timestamptz as _loaded_at
+        select {select}
         from read_json(?, format = 'newline_delimited', columns = {columns}, filename = true) as t
     """
 

@@ -27,6 +27,7 @@ from marketpulse.transform.bronze_objects import (
     read_objects,
     select_raw_ticks_sql,
 )
+from marketpulse.warehouse.bronze import DUCKDB_TYPES, create_table_sql
 
 
 def _quote(identifier: str) -> str:
@@ -52,12 +53,7 @@ class DuckDBBronzeLoader:
 
     def ensure_tables(self) -> None:
         self.con.execute(f"create schema if not exists {self.schema}")
-        self.con.execute(f"""
-            create table if not exists {self.schema}.raw_ticks (
-                symbol varchar, price double, size bigint, event_time timestamptz, ingest_time timestamptz,
-                source varchar, producer_id varchar, seq bigint, schema_version integer,
-                _object_key varchar, _loaded_at timestamptz
-            )""")
+        self.con.execute(create_table_sql(self.schema, DUCKDB_TYPES))
         self.con.execute(f"""
             create table if not exists {self.schema}._load_manifest (
                 object_key varchar primary key, row_count bigint, loaded_at timestamptz

@@ -1,13 +1,14 @@
 """`marketpulse transform`: load new bronze objects, `dbt build` silver and gold, publish gold.
 
-`once` (the CronJob) runs one cycle with a full `dbt build` and exits non-zero if any stage failed;
+`cron` (each CronJob run) runs one cycle with a full `dbt build` and exits non-zero if any stage failed;
 `continuous` starts a cycle every interval (at once when the last one took longer), counting and
 logging failed cycles without exiting, until SIGTERM. In continuous mode most cycles run `dbt run`
 (models only, what keeps tick→gold short); the first cycle runs the full `dbt build`, and one cycle
 every `transform_build_interval_seconds` runs every model, publishes gold, then runs every test.
 
-The warehouse is DuckDB (a file this process alone writes; gold is published as Parquet for the
-dashboard) or Snowflake (PUT + COPY INTO; the dashboard queries the gold schema directly).
+The warehouse (`transform.warehouses`) is chosen once, at start: DuckDB (a file this process alone
+writes; gold is published as Parquet for the dashboard) or Snowflake (PUT + COPY INTO; the dashboard
+queries the gold schema directly).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import duckdb
 from prometheus_client import Counter, Gauge, Histogram
 
 from marketpulse.contract.settings.transform import TransformSettings
@@ -26,9 +26,7 @@ from marketpulse.runtime.faults import failpoint
 from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import ObjectStore
-from marketpulse.transform.bronze_objects import LoadResult
-from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
-from marketpulse.transform.publish import publish_gold
+from marketpulse.transform.warehouses import TransformWarehouse, warehouse_for
 from marketpulse.warehouse.dbt_project import run_dbt
 
 log = logging.getLogger(__name__)
@@ -53,35 +51,6 @@ class CycleResult:
     dbt_command: str = "build"
 
 
-def load_bronze(settings: TransformSettings, store: ObjectStore) -> LoadResult:
-    if settings.warehouse == "snowflake":
-        import snowflake.connector
-
-        from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
-
-        try:
-            connection = snowflake.connector.connect(**settings.snowflake_connect_kwargs())
-        except snowflake.connector.errors.Error as exc:
-            # The connector's message names neither the account nor the endpoint it tried.
-            raise ConnectionError(
-                f"cannot log in to Snowflake ({settings.snowflake_target()}): {exc}"
-            ) from None
-        with connection as con:
-            return SnowflakeBronzeLoader(con, store, schema=settings.bronze_schema).load_new()
-    database = settings.duckdb_path.resolve()
-    database.parent.mkdir(parents=True, exist_ok=True)
-    # The transform is the warehouse file's only writer; each stage opens it and closes it again.
-    with duckdb.connect(str(database)) as con:
-        return DuckDBBronzeLoader(con, store, schema=settings.bronze_schema).load_new()
-
-
-def dbt_env(settings: TransformSettings) -> dict[str, str]:
-    """What dbt's profile reads for the configured warehouse."""
-    if settings.warehouse == "snowflake":
-        return settings.snowflake_env()
-    return {"MARKETPULSE_DUCKDB_PATH": str(settings.duckdb_path.resolve())}
-
-
 def dbt_command(full_build: bool) -> list[str]:
     """`dbt build` (every model and test), or the models-only `dbt run` of a steady cycle.
 
@@ -98,6 +67,7 @@ def dbt_command(full_build: bool) -> list[str]:
 
 def run_cycle(
     settings: TransformSettings,
+    warehouse: TransformWarehouse,
     store: ObjectStore,
     *,
     full_build: bool = True,
@@ -118,7 +88,7 @@ def run_cycle(
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    load = load_bronze(settings, store)
+    load = warehouse.load(store)
     seconds["load"] = time.perf_counter() - started
     ROWS_LOADED.inc(load.rows)
 
@@ -136,22 +106,20 @@ def run_cycle(
         command = "run+test" if test_later else "build" if full_build else "run"
         run_dbt(
             [*dbt_command(full_build and not test_later), *vars_args],
-            target=settings.warehouse,
-            env=dbt_env(settings),
+            target=warehouse.target,
+            env=warehouse.dbt_env(),
         )
         seconds["dbt"] = time.perf_counter() - started
 
-    gold_rows: dict[str, int] = {}
-    # Snowflake's gold schema is what the dashboard queries; only DuckDB's file needs publishing.
-    if settings.warehouse == "duckdb" and settings.publish_gold:
-        started = time.perf_counter()
-        with duckdb.connect(str(settings.duckdb_path.resolve())) as con:
-            gold_rows = publish_gold(con, store, settings.gold_schema)
+    started = time.perf_counter()
+    published = warehouse.publish(store)
+    if published is not None:
         seconds["publish"] = time.perf_counter() - started
+    gold_rows = published or {}
     if command == "run+test":
         started = time.perf_counter()
         try:
-            run_dbt(["test", *vars_args], target=settings.warehouse, env=dbt_env(settings))
+            run_dbt(["test", *vars_args], target=warehouse.target, env=warehouse.dbt_env())
         finally:
             seconds["dbt_test"] = time.perf_counter() - started
     for stage, value in seconds.items():
@@ -166,6 +134,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
     os.environ.setdefault("DBT_USE_COLORS", "false")
     # The Snowflake connector logs every login and statement at INFO; its warnings and errors remain.
     logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
+    warehouse = warehouse_for(settings)
     last_ok = [True]
     if settings.metrics_port:
         serve_metrics_and_health(settings.metrics_port, healthy=lambda: last_ok[0])
@@ -175,7 +144,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
     while True:
         cycle_started = time.monotonic()
         full_build = (
-            settings.transform_mode == "once"
+            settings.transform_mode == "cron"
             or last_build is None
             or time.monotonic() - last_build >= settings.transform_build_interval_seconds
         )
@@ -183,6 +152,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             continuous = settings.transform_mode == "continuous"
             result = run_cycle(
                 settings,
+                warehouse,
                 store,
                 full_build=full_build,
                 skip_if_idle=settled and continuous,
@@ -194,7 +164,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             last_ok[0] = False
             settled = False
             log.error("transform cycle failed", extra={"error": str(exc)})
-            if settings.transform_mode == "once":
+            if settings.transform_mode == "cron":
                 return 1
         else:
             RUNS.labels("success").inc()
@@ -213,7 +183,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
                     "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
                 },
             )
-            if settings.transform_mode == "once":
+            if settings.transform_mode == "cron":
                 return 0
         if shutdown.wait(next_cycle_delay(settings.transform_interval_seconds, cycle_started, last_ok[0])):
             return 0

@@ -31,6 +31,7 @@ from marketpulse.transform.bronze_objects import (
     read_objects,
     select_raw_ticks_sql,
 )
+from marketpulse.warehouse.bronze import SNOWFLAKE_TYPES, create_table_sql
 
 STAGE = "_marketpulse_load"
 MANIFEST = "_load_manifest"
@@ -71,12 +72,7 @@ class SnowflakeBronzeLoader:
         # DDL commits implicitly in Snowflake, so it all happens here, before any load transaction.
         self._execute(f"create schema if not exists {self.schema}")
         # Same table as dbt's on-run-start hook (macros/bronze.sql) creates when it is missing.
-        self._execute(f"""
-            create table if not exists {self.schema}.raw_ticks (
-                symbol varchar, price double, size bigint, event_time timestamp_tz,
-                ingest_time timestamp_tz, source varchar, producer_id varchar, seq bigint,
-                schema_version integer, _object_key varchar, _loaded_at timestamp_tz
-            )""")
+        self._execute(create_table_sql(self.schema, SNOWFLAKE_TYPES))
         # No primary key: Snowflake does not enforce one; the load transaction is what keeps keys unique.
         self._execute(f"""
             create table if not exists {self.schema}.{MANIFEST} (

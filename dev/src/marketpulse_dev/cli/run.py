@@ -127,8 +127,8 @@ def _run_forever(run: LocalRun, status_every: float) -> int:
     shutdown = Shutdown().install()
     scheduled = []
     for workload in run.workloads():
-        process = run.supervised(workload, restart=workload.mode != "scheduled")
-        if workload.mode == "scheduled":
+        process = run.supervised(workload, restart=workload.mode != "cron")
+        if workload.mode == "cron":
             scheduled.append(process)
         process.start()
     period = schedule_seconds(run.pipeline.spec.transform.schedule)
@@ -200,7 +200,7 @@ def _run_once(run: LocalRun, ticks: int | None, days: int) -> int:
     archive.stop()
     if not drained:
         raise LocalRunError(f"the archive did not drain the ticks topic within 600s; see {archive.log_path}")
-    transform_env = run.environment(workloads["transform"]) | {"MARKETPULSE_TRANSFORM_MODE": "once"}
+    transform_env = run.environment(workloads["transform"]) | {"MARKETPULSE_TRANSFORM_MODE": "cron"}
     transform = run.supervised(workloads["transform"], restart=False, env=transform_env)
     transform.start()
     if (code := transform.wait()) != 0:

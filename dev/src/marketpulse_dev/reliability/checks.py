@@ -60,7 +60,7 @@ def transform_env(database: Path, *, publish: bool = True) -> dict[str, str]:
     """
     env = {
         "MARKETPULSE_DUCKDB_PATH": str(database),
-        "MARKETPULSE_TRANSFORM_MODE": "once",
+        "MARKETPULSE_TRANSFORM_MODE": "cron",
         "MARKETPULSE_PUBLISH_GOLD": "true" if publish else "false",
     }
     if not full_mode():

@@ -30,6 +30,7 @@ from marketpulse.contract.api.v1alpha1 import (
     StorageSpec,
     SymbolFreshness,
     SyntheticSource,
+    TransformMode,
     TransformSpec,
     WarehouseSpec,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "StorageSpec",
     "SymbolFreshness",
     "SyntheticSource",
+    "TransformMode",
     "TransformSpec",
     "WarehouseSpec",
     "validate_spec",

@@ -27,6 +27,7 @@ from marketpulse.contract.api.base import (
     text,
     transition_rule,
 )
+from marketpulse.contract.ticks.model import TICKER_PATTERN
 
 GROUP = "marketpulse.io"
 VERSION = "v1alpha1"
@@ -42,7 +43,6 @@ MAX_NAME_LENGTH = 40
 # A DNS-1035 label, because Services are named after the pipeline.
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
-TICKER_PATTERN = r"^[A-Z][A-Z0-9.\-]{0,9}$"
 Ticker = Annotated[str, text(10, pattern=TICKER_PATTERN)]
 
 SourceType = Literal["synthetic", "finnhub", "replay"]

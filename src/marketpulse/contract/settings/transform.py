@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from marketpulse.contract.api import TransformMode
 from marketpulse.contract.settings.common import CommonSettings
 
 Warehouse = Literal["duckdb", "snowflake"]
@@ -27,7 +28,8 @@ _REQUIRED_FOR_SNOWFLAKE = {
 class TransformSettings(CommonSettings):
     warehouse: Warehouse = "duckdb"
     duckdb_path: Path = Path("warehouse.duckdb")
-    transform_mode: Literal["once", "continuous"] = "once"
+    # cron: one cycle, then exit (what each CronJob run does); continuous: cycles until stopped.
+    transform_mode: TransformMode = "cron"
     transform_interval_seconds: float = Field(30.0, gt=0)
     # Continuous mode: cycles run `dbt run` (models only) and a full `dbt build` (models, data tests,
     # unit tests) when the last one is older than this, and always on the first cycle; 0 builds every

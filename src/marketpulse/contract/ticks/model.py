@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 SCHEMA_VERSION = 1
-TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+# The one ticker pattern: the CRD, the settings, the sources and the archive's fast path use it.
+TICKER_PATTERN = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+TICKER = re.compile(TICKER_PATTERN)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 

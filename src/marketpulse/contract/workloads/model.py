@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# How a workload runs: always on (Deployment), on a schedule (CronJob), or a single looping
-# instance that must never overlap with itself (Deployment, one replica, Recreate).
-RunMode = Literal["service", "scheduled", "singleton"]
+# How a workload runs: always on (Deployment); or, in the words of the spec's `transform.mode`, one
+# run per schedule (CronJob) or a single looping instance that never overlaps with itself
+# (Deployment, one replica, Recreate). The process reads the same word (MARKETPULSE_TRANSFORM_MODE).
+RunMode = Literal["service", "cron", "continuous"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Workload:
     # Directory of the warehouse file when this workload owns it (DuckDB: one writer only).
     warehouse_dir: str | None = None
     secret_files: tuple[SecretFile, ...] = ()
-    # Cron schedule and time zone, for mode "scheduled".
+    # Cron schedule and time zone, for mode "cron".
     schedule: str | None = None
     time_zone: str | None = None
     # Seconds the process may take to stop after SIGTERM; None keeps the platform's default.

@@ -1,7 +1,7 @@
 """Render the workloads of a StockPipeline: a pure function of the spec and the platform defaults.
 
-The variable names here are the contract with the entrypoints' settings classes
-(`marketpulse.contract.settings.common`, `ingest.settings`, `archive.settings`, `transform.settings`).
+The variable names here are the contract with the workloads' settings classes
+(`marketpulse.contract.settings`); tests/test_workload_env_contract.py keeps the two in step.
 """
 
 from __future__ import annotations
@@ -205,11 +205,11 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
                 + s3
                 + wh_env
                 + [
-                    EnvVar("MARKETPULSE_TRANSFORM_MODE", "continuous" if continuous else "once"),
+                    EnvVar("MARKETPULSE_TRANSFORM_MODE", spec.transform.mode),
                     EnvVar("MARKETPULSE_TRANSFORM_INTERVAL_SECONDS", str(spec.transform.interval_seconds)),
                 ]
             ),
-            mode="singleton" if continuous else "scheduled",
+            mode=spec.transform.mode,
             ports=(_METRICS,),
             resources=Resources("500m", "1Gi", "2Gi"),
             warehouse_dir=WAREHOUSE_DIR if duckdb else None,

@@ -20,7 +20,7 @@ def build_workload_deployment(
         "selector": {"matchLabels": names.selector(workload.component)},
         "template": build_pod_template(workload, ctx),
     }
-    if workload.mode == "singleton":
+    if workload.mode == "continuous":
         # Never two transforms at once: DuckDB allows one writer, and runs must not overlap.
         deployment_spec["strategy"] = {"type": "Recreate"}
     return {
@@ -77,6 +77,6 @@ def build_warehouse_pvc(spec: StockPipelineSpec, ctx: BuildContext) -> dict[str,
 
 
 def build_workload(workload: Workload, spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
-    if workload.mode == "scheduled":
+    if workload.mode == "cron":
         return build_transform_cronjob(workload, spec, ctx)
     return build_workload_deployment(workload, spec, ctx)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt"
+DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 
 
 def test_the_dbt_sql_is_sqlfluff_clean() -> None:

@@ -15,7 +15,7 @@ import pytest
 from marketpulse.warehouse import DbtProjectNotFoundError, find_project_dir, run_dbt
 from marketpulse.warehouse import dbt_project as dbt_project_module
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_project_is_found_in_the_source_tree_without_configuration(

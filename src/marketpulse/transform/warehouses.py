@@ -1,0 +1,90 @@
+"""The transform's warehouse, chosen once: where bronze is loaded, how dbt connects, what is published.
+
+DuckDB is a file this process alone writes; the dashboard cannot open it, so gold is published to the
+bucket as Parquet. Snowflake is loaded with PUT + COPY INTO and the dashboard queries its gold schema,
+so nothing is published.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import duckdb
+
+from marketpulse.contract.settings.transform import TransformSettings, Warehouse
+from marketpulse.storage import ObjectStore
+from marketpulse.transform.bronze_objects import LoadResult
+from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+from marketpulse.transform.publish import publish_gold
+
+
+class TransformWarehouse(Protocol):
+    @property
+    def target(self) -> Warehouse:
+        """dbt's target for this warehouse (dbt/profiles.yml)."""
+
+    def load(self, store: ObjectStore) -> LoadResult:
+        """Load every bronze object not loaded yet."""
+
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt's profile reads to connect."""
+
+    def publish(self, store: ObjectStore) -> dict[str, int] | None:
+        """Publish gold where the dashboard reads it: rows per table, or None when it needs nothing."""
+
+
+class DuckDBWarehouse:
+    target: Warehouse = "duckdb"
+
+    def __init__(self, settings: TransformSettings) -> None:
+        self.settings = settings
+        self.path = settings.duckdb_path.resolve()
+
+    def load(self, store: ObjectStore) -> LoadResult:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The transform is the file's only writer; each stage opens it and closes it again.
+        with duckdb.connect(str(self.path)) as con:
+            return DuckDBBronzeLoader(con, store, schema=self.settings.bronze_schema).load_new()
+
+    def dbt_env(self) -> dict[str, str]:
+        return {"MARKETPULSE_DUCKDB_PATH": str(self.path)}
+
+    def publish(self, store: ObjectStore) -> dict[str, int] | None:
+        if not self.settings.publish_gold:
+            return None
+        with duckdb.connect(str(self.path)) as con:
+            return publish_gold(con, store, self.settings.gold_schema)
+
+
+class SnowflakeWarehouse:
+    target: Warehouse = "snowflake"
+
+    def __init__(self, settings: TransformSettings) -> None:
+        self.settings = settings
+
+    def load(self, store: ObjectStore) -> LoadResult:
+        import snowflake.connector
+
+        from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
+
+        try:
+            connection = snowflake.connector.connect(**self.settings.snowflake_connect_kwargs())
+        except snowflake.connector.errors.Error as exc:
+            # The connector's message names neither the account nor the endpoint it tried.
+            raise ConnectionError(
+                f"cannot log in to Snowflake ({self.settings.snowflake_target()}): {exc}"
+            ) from None
+        with connection as con:
+            return SnowflakeBronzeLoader(con, store, schema=self.settings.bronze_schema).load_new()
+
+    def dbt_env(self) -> dict[str, str]:
+        return self.settings.snowflake_env()
+
+    def publish(self, store: ObjectStore) -> dict[str, int] | None:
+        return None  # the dashboard queries the gold schema directly
+
+
+def warehouse_for(settings: TransformSettings) -> TransformWarehouse:
+    if settings.warehouse == "snowflake":
+        return SnowflakeWarehouse(settings)
+    return DuckDBWarehouse(settings)
