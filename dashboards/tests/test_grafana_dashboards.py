@@ -24,6 +24,7 @@ if str(GRAFANA) not in sys.path:  # the generators are scripts beside the chart,
 
 import generate  # noqa: E402
 import marketpulse_dashboards as boards  # noqa: E402
+import panels as blocks  # noqa: E402
 
 REGENERATE = "run `.venv/bin/python dashboards/grafana/generate.py` and commit the result"
 UIDS = {"pipeline-overview.json": "marketpulse-pipeline-overview", "operator.json": "marketpulse-operator"}
@@ -113,7 +114,7 @@ def test_every_pipeline_query_selects_the_chosen_namespace_and_pipeline(
             # Every selector of a marketpulse_ metric carries both matchers, so no panel mixes pipelines.
             selectors = re.findall(r"marketpulse_\w+(\{[^}]*\})?", t["expr"])
             assert selectors, t["expr"]
-            assert all(s == "{" + boards.PIPELINE + "}" for s in selectors), (p["title"], t["expr"])
+            assert all(s == "{" + blocks.PIPELINE + "}" for s in selectors), (p["title"], t["expr"])
 
 
 def test_the_operator_dashboard_selects_the_chosen_namespace(parsed: dict[str, dict[str, Any]]) -> None:
@@ -121,7 +122,7 @@ def test_the_operator_dashboard_selects_the_chosen_namespace(parsed: dict[str, d
         for t in p["targets"]:
             selectors = re.findall(r"marketpulse_\w+(\{[^}]*\})?", t["expr"])
             assert selectors
-            assert all(s.startswith("{" + boards.OPERATOR) for s in selectors), (p["title"], t["expr"])
+            assert all(s.startswith("{" + blocks.OPERATOR) for s in selectors), (p["title"], t["expr"])
 
 
 @pytest.mark.parametrize("name", ["synthetic-duckdb", "eu", "a-pipeline-name-of-exactly-40-characters"])
@@ -137,11 +138,11 @@ def test_the_pipeline_variable_reads_the_pipeline_name_from_the_label_its_servic
     variable = next(
         v for v in parsed["pipeline-overview.json"]["templating"]["list"] if v["name"] == "pipeline"
     )
-    assert f", {boards.PIPELINE_LABEL})" in variable["query"]
+    assert f", {blocks.PIPELINE_LABEL})" in variable["query"]
     match = re.fullmatch(variable["regex"].strip("/"), service["metadata"]["name"])
     assert match is not None
     assert match.group(1) == name
-    assert boards.PIPELINE.replace("$pipeline", name).endswith(f'service="{service["metadata"]["name"]}"')
+    assert blocks.PIPELINE.replace("$pipeline", name).endswith(f'service="{service["metadata"]["name"]}"')
 
 
 def test_the_consumer_lag_panels_mark_the_level_the_alert_fires_at(parsed: dict[str, dict[str, Any]]) -> None:
