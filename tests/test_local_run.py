@@ -14,9 +14,9 @@ import httpx
 import pytest
 import yaml
 
-from marketpulse.contract.workloads import Platform, SecretRef
+from marketpulse.contract.workloads import Platform, SecretRef, names_for
 from marketpulse.operator.builders import render_children
-from marketpulse.operator.builders.context import BuildContext, names_for
+from marketpulse.operator.builders.context import BuildContext
 from marketpulse_dev.local.executor import PLATFORM_BOUND, LocalRun, schedule_seconds
 from marketpulse_dev.local.pipeline_file import PipelineFileError, load_pipeline
 from marketpulse_dev.local.secrets import LocalSecrets, MissingSecretError, secret_env_name

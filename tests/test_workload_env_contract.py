@@ -25,8 +25,7 @@ from marketpulse.contract.settings.environment import (
     check_environment,
     variables_read,
 )
-from marketpulse.contract.workloads import Platform, render_workloads
-from marketpulse.operator.builders import names_for
+from marketpulse.contract.workloads import Platform, names_for, render_workloads
 
 SAMPLES = sorted((Path(__file__).parents[1] / "operator" / "config" / "samples").glob("stockpipeline-*.yaml"))
 

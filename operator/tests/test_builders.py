@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
-from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
+from marketpulse.contract.workloads import names_for
+from marketpulse.operator.builders import BuildContext, Capabilities, render_children
 from marketpulse.operator.diff import covers, manifest_hash, up_to_date, with_hash
 from marketpulse.operator.rbac import CLUSTER_RULES
 

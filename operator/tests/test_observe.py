@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
-from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
+from marketpulse.contract.workloads import names_for
+from marketpulse.operator.builders import BuildContext, Capabilities, render_children
 from marketpulse.operator.kube import KubeError
 from marketpulse.operator.observe import (
     ChildResult,

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
-from marketpulse.operator.builders import BuildContext, Capabilities, names_for, render_children
+from marketpulse.contract.workloads import names_for
+from marketpulse.operator.builders import BuildContext, Capabilities, render_children
 from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse_dev.localenv.versions import PROMETHEUS_VERSION
 

@@ -16,9 +16,10 @@ from minio import Minio
 from minio.error import S3Error
 
 from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.topics import plan_topics
 from marketpulse.contract.workloads import PipelineNames, bootstrap_servers
 from marketpulse.operator.backends import buckets, topics
-from marketpulse.operator.builders import BuildContext, plan_topics
+from marketpulse.operator.builders import BuildContext
 from marketpulse.operator.freshness import QuotesUnreadableError, freshness_from_quotes, read_quotes
 from marketpulse.operator.kube import KubeError
 from marketpulse.operator.runtime import Runtime
@@ -30,7 +31,7 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 async def ensure_direct_topics(runtime: Runtime, pipeline: StockPipeline, ctx: BuildContext) -> Check:
     bootstrap = bootstrap_servers(pipeline.spec)
-    plans = plan_topics(pipeline.spec, ctx)
+    plans = plan_topics(pipeline.spec, ctx.names)
     timeout = runtime.settings.kafka_timeout_seconds
     try:
         outcome = await runtime.blocking(

@@ -16,8 +16,9 @@ import kopf
 from confluent_kafka.admin import AdminClient
 
 from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.workloads import names_for
 from marketpulse.operator.backends import topics
-from marketpulse.operator.builders import BuildContext, Capabilities, names_for
+from marketpulse.operator.builders import BuildContext, Capabilities
 from marketpulse.operator.debounce import Debouncer
 from marketpulse.operator.kube import KubeApi
 from marketpulse.operator.metrics import PhaseBook

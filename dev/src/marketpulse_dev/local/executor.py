@@ -19,14 +19,15 @@ from pathlib import Path
 import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewPartitions, NewTopic
 from minio import Minio
 from minio.error import S3Error
 
 from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.layout import MANIFEST_KEY
-from marketpulse.contract.workloads import PipelineNames, Platform, Workload, render_workloads
+from marketpulse.contract.topics import plan_topics
+from marketpulse.contract.workloads import PipelineNames, Platform, Workload, names_for, render_workloads
+from marketpulse.operator.backends.buckets import ensure_bucket
+from marketpulse.operator.backends.topics import admin_client, ensure_topics
 from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
 from marketpulse_dev.local.secrets import LocalSecrets
@@ -58,12 +59,6 @@ def cli_executable() -> str:
 
 class LocalRunError(RuntimeError):
     """A stage of a local run failed; the message names it."""
-
-
-def names_for(pipeline: StockPipeline) -> PipelineNames:
-    return PipelineNames(
-        pipeline.metadata.namespace or "default", pipeline.metadata.name, pipeline.spec.storage.bucket
-    )
 
 
 def schedule_seconds(cron: str) -> float:
@@ -117,27 +112,14 @@ class LocalRun:
         self.provision()
 
     def provision(self) -> None:
-        """Create the topics and the bucket, as the operator does with `topicBackend: direct`."""
+        """Create the topics and the bucket with the operator's own `topicBackend: direct` code."""
         assert self.kafka is not None
         assert self.s3 is not None
-        names, kafka = self.names, self.pipeline.spec.kafka
-        admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_servers})
-        existing = admin.list_topics(timeout=30).topics
-        wanted = {names.ticks_topic: kafka.partitions, names.dlq_topic: 1, names.alerts_topic: 1}
-        create = [NewTopic(t, p, 1) for t, p in wanted.items() if t not in existing]
-        for future in admin.create_topics(create).values() if create else []:
-            future.result(timeout=30)
-        current = (
-            len(existing[names.ticks_topic].partitions) if names.ticks_topic in existing else kafka.partitions
-        )
-        if current < kafka.partitions:
-            admin.create_partitions([NewPartitions(names.ticks_topic, kafka.partitions)])[
-                names.ticks_topic
-            ].result(30)
+        spec = self.pipeline.spec
+        admin = admin_client(self.kafka.bootstrap_servers)
+        ensure_topics(admin, plan_topics(spec, self.names), timeout=30)
         del admin  # destroys the client now, not when the broker is already stopped (no reconnect noise)
-        client = self.s3_client()
-        if not client.bucket_exists(names.bucket):
-            client.make_bucket(names.bucket)
+        ensure_bucket(self.s3_client(), self.names.bucket, spec.storage.retention_days)
 
     def s3_client(self) -> Minio:
         assert self.s3 is not None

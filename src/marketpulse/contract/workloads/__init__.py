@@ -13,7 +13,7 @@ from marketpulse.contract.workloads.model import (
     SecretRef,
     Workload,
 )
-from marketpulse.contract.workloads.names import PipelineNames
+from marketpulse.contract.workloads.names import PipelineNames, names_for
 from marketpulse.contract.workloads.render import (
     DASHBOARD_PORT,
     METRICS_PORT,
@@ -37,5 +37,6 @@ __all__ = [
     "SecretRef",
     "Workload",
     "bootstrap_servers",
+    "names_for",
     "render_workloads",
 ]

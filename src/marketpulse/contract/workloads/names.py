@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from marketpulse.contract.api import StockPipeline
 
 PART_OF: Final = "marketpulse"
 MANAGED_BY: Final = "marketpulse-operator"
@@ -130,3 +133,12 @@ class PipelineNames:
     def owned_selector(self) -> str:
         """Label selector of every object the operator made for this pipeline."""
         return f"{LABEL_INSTANCE}={self.name},{LABEL_MANAGED_BY}={MANAGED_BY}"
+
+
+def names_for(pipeline: StockPipeline) -> PipelineNames:
+    """The names of a pipeline's children, topics and bucket, from its metadata and spec."""
+    return PipelineNames(
+        namespace=pipeline.metadata.namespace or "default",
+        name=pipeline.metadata.name,
+        bucket_override=pipeline.spec.storage.bucket,
+    )

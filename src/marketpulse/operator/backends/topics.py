@@ -14,7 +14,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
-from marketpulse.operator.builders import TopicPlan
+from marketpulse.contract.topics import TopicPlan
 from marketpulse.operator.metrics import BACKEND_WRITES
 
 

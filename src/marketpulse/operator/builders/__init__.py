@@ -8,18 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.topics import plan_topics
 from marketpulse.contract.workloads import render_workloads
-from marketpulse.operator.builders.context import BuildContext, Capabilities, names_for
+from marketpulse.operator.builders.context import BuildContext, Capabilities
 from marketpulse.operator.builders.dashboard import (
     build_dashboard_ingress,
     build_dashboard_service,
     dashboard_url,
 )
 from marketpulse.operator.builders.kafka import (
-    TopicPlan,
     build_pipeline_kafkauser,
     build_topic_kafkatopic,
-    plan_topics,
 )
 from marketpulse.operator.builders.monitoring import (
     build_metrics_service,
@@ -41,7 +40,7 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
     spec, caps = pipeline.spec, ctx.capabilities
     children: list[Manifest] = []
     if spec.kafka.topic_backend == "strimzi" and caps.kafka_topic_version:
-        children += [build_topic_kafkatopic(plan, spec, ctx) for plan in plan_topics(spec, ctx)]
+        children += [build_topic_kafkatopic(plan, spec, ctx) for plan in plan_topics(spec, ctx.names)]
     if spec.kafka.authentication == "scram-sha-512" and caps.kafka_user_version:
         children.append(build_pipeline_kafkauser(spec, ctx))
     if spec.warehouse.type == "duckdb":
@@ -60,9 +59,6 @@ __all__ = [
     "BuildContext",
     "Capabilities",
     "Manifest",
-    "TopicPlan",
     "dashboard_url",
-    "names_for",
-    "plan_topics",
     "render_children",
 ]

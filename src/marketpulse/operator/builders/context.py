@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.workloads import PipelineNames, Platform
 
 
@@ -32,11 +31,3 @@ class BuildContext:
 def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
     """The metadata every child carries: its name, the pipeline's namespace, the standard labels."""
     return {"name": name, "namespace": ctx.names.namespace, "labels": ctx.names.labels(component)}
-
-
-def names_for(pipeline: StockPipeline) -> PipelineNames:
-    return PipelineNames(
-        namespace=pipeline.metadata.namespace or "default",
-        name=pipeline.metadata.name,
-        bucket_override=pipeline.spec.storage.bucket,
-    )

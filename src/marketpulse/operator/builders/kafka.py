@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from marketpulse.contract.api import StockPipelineSpec
+from marketpulse.contract.topics import TopicPlan
 from marketpulse.operator.builders.context import BuildContext
 
 STRIMZI_CLUSTER_LABEL = "strimzi.io/cluster"
-HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True)
-class TopicPlan:
-    """One topic as the pipeline wants it; the direct backend and the KafkaTopic builder share it."""
-
-    name: str
-    partitions: int
-    replicas: int | None
-    config: dict[str, str] = field(default_factory=dict)
-
-
-def plan_topics(spec: StockPipelineSpec, ctx: BuildContext) -> list[TopicPlan]:
-    kafka, names = spec.kafka, ctx.names
-    config = {"retention.ms": str(kafka.retention_hours * HOUR_MS)}
-    return [
-        TopicPlan(names.ticks_topic, kafka.partitions, kafka.replicas, config),
-        # Dead letters and alerts are rare and want global order more than throughput.
-        TopicPlan(names.dlq_topic, 1, kafka.replicas, config),
-        TopicPlan(names.alerts_topic, 1, kafka.replicas, config),
-    ]
 
 
 def build_topic_kafkatopic(plan: TopicPlan, spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
