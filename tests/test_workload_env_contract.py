@@ -23,6 +23,7 @@ from marketpulse.contract.settings.environment import (
     READERS,
     UnknownVariableError,
     check_environment,
+    variable,
     variables_read,
 )
 from marketpulse.contract.workloads import Platform, names_for, render_workloads
@@ -181,3 +182,11 @@ def test_every_unknown_variable_is_named_and_known_ones_of_other_workloads_pass(
         "MARKETPULSE_WATCHLST is not a MarketPulse variable (did you mean MARKETPULSE_WATCHLIST?)" in message
     )
     assert "marketpulse_nonsense is not a MarketPulse variable" in message
+
+
+def test_a_variable_is_named_by_its_settings_field_and_an_unknown_field_is_refused() -> None:
+    assert variable(READERS["ingest"][0], "synthetic_seed") == "MARKETPULSE_SYNTHETIC_SEED"
+    assert variable(READERS["ingest"][0], "kafka_bootstrap_servers") == "KAFKA_BOOTSTRAP_SERVERS"
+    assert variable(READERS["ingest"][1], "s3_endpoint") == "S3_ENDPOINT"
+    with pytest.raises(KeyError, match="IngestSettings has no field 'synthetic_seeed'"):
+        variable(READERS["ingest"][0], "synthetic_seeed")

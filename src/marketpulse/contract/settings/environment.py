@@ -100,3 +100,20 @@ def check_environment(environ: Mapping[str, str], extra: Iterable[type[BaseSetti
         hint = f" (did you mean {close[0]}?)" if close else ""
         problems.append(f"{name} is not a MarketPulse variable{hint}")
     raise UnknownVariableError("; ".join(problems))
+
+
+def variable(settings: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets `field` of `settings` (its first name, where it has several).
+
+    The renderer names every variable through this, so a renamed or removed field breaks rendering
+    instead of leaving a pod with a variable nobody reads.
+    """
+    if field not in settings.model_fields:
+        raise KeyError(f"{settings.__name__} has no field {field!r}")
+    alias = settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        return str(first).upper()
+    if isinstance(alias, str):
+        return alias.upper()
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()

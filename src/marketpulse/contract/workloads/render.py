@@ -1,7 +1,8 @@
 """Render the workloads of a StockPipeline: a pure function of the spec and the platform defaults.
 
-The variable names here are the contract with the workloads' settings classes
-(`marketpulse.contract.settings`); tests/test_workload_env_contract.py keeps the two in step.
+Every variable is named through the settings field that reads it (`environment.variable`), so the
+renderer and the workloads' settings classes (`marketpulse.contract.settings`) cannot disagree on a
+name; tests/test_workload_env_contract.py checks that each workload reads what it is given.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from marketpulse.contract.api import SecretValue, StockPipelineSpec
+from marketpulse.contract.settings.alerts import AlertsSettings
+from marketpulse.contract.settings.common import CommonSettings, S3Settings
+from marketpulse.contract.settings.dashboard import DashboardSettings
+from marketpulse.contract.settings.environment import variable
 from marketpulse.contract.settings.ingest import IngestSettings
+from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.contract.workloads.model import EnvVar, Port, Resources, SecretFile, SecretRef, Workload
 from marketpulse.contract.workloads.names import PipelineNames
 
@@ -58,39 +64,42 @@ def s3_env(spec: StockPipelineSpec, names: PipelineNames, platform: Platform) ->
     access_key = creds.access_key_id_key if creds else platform.s3_access_key_key
     secret_key = creds.secret_access_key_key if creds else platform.s3_secret_key_key
     return [
-        EnvVar("S3_ENDPOINT", (storage.endpoint or platform.s3_endpoint).rstrip("/")),
-        EnvVar("S3_REGION", storage.region or platform.s3_region),
-        EnvVar("S3_ACCESS_KEY", secret=SecretRef(secret, access_key)),
-        EnvVar("S3_SECRET_KEY", secret=SecretRef(secret, secret_key)),
-        EnvVar("MARKETPULSE_BUCKET", names.bucket),
+        EnvVar(variable(S3Settings, "s3_endpoint"), (storage.endpoint or platform.s3_endpoint).rstrip("/")),
+        EnvVar(variable(S3Settings, "s3_region"), storage.region or platform.s3_region),
+        EnvVar(variable(S3Settings, "s3_access_key"), secret=SecretRef(secret, access_key)),
+        EnvVar(variable(S3Settings, "s3_secret_key"), secret=SecretRef(secret, secret_key)),
+        EnvVar(variable(S3Settings, "bucket"), names.bucket),
     ]
 
 
 def common_env(spec: StockPipelineSpec, names: PipelineNames) -> list[EnvVar]:
     env = [
-        EnvVar("MARKETPULSE_PIPELINE", names.name),
-        EnvVar("MARKETPULSE_NAMESPACE", names.namespace),
-        EnvVar("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers(spec)),
-        EnvVar("MARKETPULSE_TICKS_TOPIC", names.ticks_topic),
-        EnvVar("MARKETPULSE_DLQ_TOPIC", names.dlq_topic),
+        EnvVar(variable(CommonSettings, "pipeline"), names.name),
+        EnvVar(variable(CommonSettings, "namespace"), names.namespace),
+        EnvVar(variable(CommonSettings, "kafka_bootstrap_servers"), bootstrap_servers(spec)),
+        EnvVar(variable(CommonSettings, "ticks_topic"), names.ticks_topic),
+        EnvVar(variable(CommonSettings, "dlq_topic"), names.dlq_topic),
         # The watchlist is part of every pod template, so changing it rolls the workloads.
-        EnvVar("MARKETPULSE_WATCHLIST", ",".join(spec.watchlist)),
-        EnvVar("MARKETPULSE_METRICS_PORT", str(METRICS_PORT)),
+        EnvVar(variable(CommonSettings, "watchlist"), ",".join(spec.watchlist)),
+        EnvVar(variable(CommonSettings, "metrics_port"), str(METRICS_PORT)),
     ]
     if spec.kafka.authentication == "scram-sha-512":
         # Strimzi's User Operator writes the generated password into a Secret named after the user.
         env += [
-            EnvVar("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
-            EnvVar("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
-            EnvVar("KAFKA_SASL_USERNAME", names.kafka_user),
-            EnvVar("KAFKA_SASL_PASSWORD", secret=SecretRef(names.kafka_user, "password")),
+            EnvVar(variable(CommonSettings, "kafka_security_protocol"), "SASL_PLAINTEXT"),
+            EnvVar(variable(CommonSettings, "kafka_sasl_mechanism"), "SCRAM-SHA-512"),
+            EnvVar(variable(CommonSettings, "kafka_sasl_username"), names.kafka_user),
+            EnvVar(
+                variable(CommonSettings, "kafka_sasl_password"),
+                secret=SecretRef(names.kafka_user, "password"),
+            ),
         ]
     return env
 
 
 def _source_env(spec: StockPipelineSpec, names: PipelineNames, platform: Platform) -> list[EnvVar]:
     source = spec.source
-    env = [EnvVar("MARKETPULSE_SOURCE", source.type)]
+    env = [EnvVar(variable(IngestSettings, "source"), source.type)]
     if source.type == "synthetic":
         synthetic = source.synthetic_settings
         scenarios = [
@@ -98,28 +107,33 @@ def _source_env(spec: StockPipelineSpec, names: PipelineNames, platform: Platfor
             for i, s in enumerate(synthetic.scenarios)
         ]
         env += [
-            EnvVar("MARKETPULSE_SYNTHETIC_SEED", str(synthetic.seed)),
-            EnvVar("MARKETPULSE_SYNTHETIC_CLOCK", "wall"),
-            EnvVar("MARKETPULSE_SYNTHETIC_TICKS_PER_SECOND", str(synthetic.ticks_per_second)),
+            EnvVar(variable(IngestSettings, "synthetic_seed"), str(synthetic.seed)),
+            EnvVar(variable(IngestSettings, "synthetic_clock"), "wall"),
+            EnvVar(variable(IngestSettings, "synthetic_ticks_per_second"), str(synthetic.ticks_per_second)),
             # The ingest rate is for the whole watchlist; the spec's is per symbol.
-            EnvVar("MARKETPULSE_SYNTHETIC_RATE", str(synthetic.ticks_per_second * len(spec.watchlist))),
+            EnvVar(
+                variable(IngestSettings, "synthetic_rate"),
+                str(synthetic.ticks_per_second * len(spec.watchlist)),
+            ),
         ]
         if scenarios:
-            env.append(EnvVar("MARKETPULSE_SYNTHETIC_SCENARIOS", json.dumps(scenarios)))
+            env.append(EnvVar(variable(IngestSettings, "synthetic_scenarios"), json.dumps(scenarios)))
     elif source.type == "finnhub" and source.finnhub is not None:
         env += [
-            EnvVar("FINNHUB_API_KEY", secret=_ref(source.finnhub.api_key)),
-            EnvVar("MARKETPULSE_FINNHUB_CALLS_PER_MINUTE", str(source.finnhub.calls_per_minute)),
+            EnvVar(variable(IngestSettings, "finnhub_api_key"), secret=_ref(source.finnhub.api_key)),
+            EnvVar(
+                variable(IngestSettings, "finnhub_calls_per_minute"), str(source.finnhub.calls_per_minute)
+            ),
         ]
     elif source.type == "replay" and source.replay is not None:
         replay = source.replay
         env += [
-            EnvVar("MARKETPULSE_REPLAY_URI", replay.uri),
-            EnvVar("MARKETPULSE_REPLAY_SPEED", str(replay.speed)),
-            EnvVar("MARKETPULSE_REPLAY_LOOP", str(replay.loop).lower()),
+            EnvVar(variable(IngestSettings, "replay_uri"), replay.uri),
+            EnvVar(variable(IngestSettings, "replay_speed"), str(replay.speed)),
+            EnvVar(variable(IngestSettings, "replay_loop"), str(replay.loop).lower()),
         ]
         if replay.format:
-            env.append(EnvVar("MARKETPULSE_REPLAY_FORMAT", replay.format))
+            env.append(EnvVar(variable(IngestSettings, "replay_format"), replay.format))
         if replay.uri.startswith("s3://"):
             env += s3_env(spec, names, platform)
     return env
@@ -127,46 +141,56 @@ def _source_env(spec: StockPipelineSpec, names: PipelineNames, platform: Platfor
 
 def warehouse_env(spec: StockPipelineSpec) -> tuple[list[EnvVar], list[SecretFile]]:
     warehouse = spec.warehouse
-    env = [EnvVar("MARKETPULSE_WAREHOUSE", warehouse.type)]
+    env = [EnvVar(variable(TransformSettings, "warehouse"), warehouse.type)]
     files: list[SecretFile] = []
     if warehouse.type == "duckdb":
-        env.append(EnvVar("MARKETPULSE_DUCKDB_PATH", f"{WAREHOUSE_DIR}/{DUCKDB_FILE}"))
+        env.append(EnvVar(variable(TransformSettings, "duckdb_path"), f"{WAREHOUSE_DIR}/{DUCKDB_FILE}"))
         return env, files
     snowflake = warehouse.snowflake
     if snowflake is None:  # refused by validation; kept for the type checker
         return env, files
     env += [
-        EnvVar("SNOWFLAKE_ACCOUNT", snowflake.account),
-        EnvVar("SNOWFLAKE_USER", snowflake.user),
-        EnvVar("SNOWFLAKE_DATABASE", snowflake.database),
-        EnvVar("SNOWFLAKE_SCHEMA", snowflake.schema_name),
+        EnvVar(variable(TransformSettings, "snowflake_account"), snowflake.account),
+        EnvVar(variable(TransformSettings, "snowflake_user"), snowflake.user),
+        EnvVar(variable(TransformSettings, "snowflake_database"), snowflake.database),
+        EnvVar(variable(TransformSettings, "snowflake_schema"), snowflake.schema_name),
     ]
     if snowflake.role:
-        env.append(EnvVar("SNOWFLAKE_ROLE", snowflake.role))
+        env.append(EnvVar(variable(TransformSettings, "snowflake_role"), snowflake.role))
     if snowflake.warehouse:
-        env.append(EnvVar("SNOWFLAKE_WAREHOUSE", snowflake.warehouse))
+        env.append(EnvVar(variable(TransformSettings, "snowflake_warehouse"), snowflake.warehouse))
     if snowflake.endpoint:
         url = urlparse(snowflake.endpoint)
         env += [
-            EnvVar("SNOWFLAKE_HOST", url.hostname or ""),
-            EnvVar("SNOWFLAKE_PROTOCOL", url.scheme),
-            EnvVar("SNOWFLAKE_PORT", str(url.port or (443 if url.scheme == "https" else 80))),
+            EnvVar(variable(TransformSettings, "snowflake_host"), url.hostname or ""),
+            EnvVar(variable(TransformSettings, "snowflake_protocol"), url.scheme),
+            EnvVar(
+                variable(TransformSettings, "snowflake_port"),
+                str(url.port or (443 if url.scheme == "https" else 80)),
+            ),
         ]
     if snowflake.password is not None:
-        env.append(EnvVar("SNOWFLAKE_PASSWORD", secret=_ref(snowflake.password)))
+        env.append(EnvVar(variable(TransformSettings, "snowflake_password"), secret=_ref(snowflake.password)))
     if snowflake.private_key is not None:
         # The connector reads a key file; mounting the Secret key keeps it out of the environment.
         key = SecretFile("snowflake-key", _ref(snowflake.private_key), SNOWFLAKE_KEY_DIR, "private-key.p8")
         files.append(key)
-        env.append(EnvVar("SNOWFLAKE_PRIVATE_KEY_PATH", key.path))
+        env.append(EnvVar(variable(TransformSettings, "snowflake_private_key_path"), key.path))
     if snowflake.private_key_passphrase is not None:
-        env.append(EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", secret=_ref(snowflake.private_key_passphrase)))
+        env.append(
+            EnvVar(
+                variable(TransformSettings, "snowflake_private_key_passphrase"),
+                secret=_ref(snowflake.private_key_passphrase),
+            )
+        )
     return env, files
 
 
 _METRICS = Port("metrics", METRICS_PORT)
 # Warehouse variables only the transform reads: the DuckDB file and the schema dbt builds beside.
-_TRANSFORM_ONLY = frozenset({"MARKETPULSE_DUCKDB_PATH", "SNOWFLAKE_SCHEMA"})
+_TRANSFORM_ONLY = frozenset(
+    {variable(TransformSettings, "duckdb_path"), variable(TransformSettings, "snowflake_schema")}
+)
 # On SIGTERM ingest flushes for up to its delivery timeout (a broker outage can last that long);
 # Kubernetes' default 30 s grace period would kill it mid-flush and lose the ticks still queued.
 _DELIVERY_TIMEOUT = IngestSettings.model_fields["ingest_delivery_timeout_seconds"].default
@@ -205,8 +229,11 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
                 + s3
                 + wh_env
                 + [
-                    EnvVar("MARKETPULSE_TRANSFORM_MODE", spec.transform.mode),
-                    EnvVar("MARKETPULSE_TRANSFORM_INTERVAL_SECONDS", str(spec.transform.interval_seconds)),
+                    EnvVar(variable(TransformSettings, "transform_mode"), spec.transform.mode),
+                    EnvVar(
+                        variable(TransformSettings, "transform_interval_seconds"),
+                        str(spec.transform.interval_seconds),
+                    ),
                 ]
             ),
             mode=spec.transform.mode,
@@ -221,11 +248,13 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
     if spec.alerts.rules:
         rules = [rule.model_dump(mode="json", by_alias=True, exclude_none=True) for rule in spec.alerts.rules]
         alerts_env = [
-            EnvVar("MARKETPULSE_ALERTS_TOPIC", names.alerts_topic),
-            EnvVar("MARKETPULSE_ALERT_RULES", json.dumps(rules, separators=(",", ":"))),
+            EnvVar(variable(AlertsSettings, "alerts_topic"), names.alerts_topic),
+            EnvVar(variable(AlertsSettings, "alert_rules"), json.dumps(rules, separators=(",", ":"))),
         ]
         if spec.alerts.webhook_url is not None:
-            alerts_env.append(EnvVar("MARKETPULSE_ALERTS_WEBHOOK_URL", secret=_ref(spec.alerts.webhook_url)))
+            alerts_env.append(
+                EnvVar(variable(AlertsSettings, "alerts_webhook_url"), secret=_ref(spec.alerts.webhook_url))
+            )
         workloads.append(
             Workload(
                 "alerts",
@@ -245,7 +274,10 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
                 "dashboard",
                 ("marketpulse", "dashboard"),
                 tuple(
-                    common + s3 + dashboard_wh + [EnvVar("MARKETPULSE_DASHBOARD_PORT", str(DASHBOARD_PORT))]
+                    common
+                    + s3
+                    + dashboard_wh
+                    + [EnvVar(variable(DashboardSettings, "dashboard_port"), str(DASHBOARD_PORT))]
                 ),
                 ports=(Port("http", DASHBOARD_PORT), _METRICS),
                 resources=Resources("250m", "512Mi", "1Gi"),
