@@ -132,6 +132,7 @@ DEFAULT_ONLY: dict[str, set[str]] = {
         "MARKETPULSE_STALE_CHECK_SECONDS",
     },
     "dashboard": {
+        "BUCKET",
         "MARKETPULSE_DASHBOARD_ADDRESS",
         "MARKETPULSE_DASHBOARD_QUOTES_REFRESH_SECONDS",
         "MARKETPULSE_DASHBOARD_STALE_AFTER_SECONDS",
@@ -190,3 +191,10 @@ def test_a_variable_is_named_by_its_settings_field_and_an_unknown_field_is_refus
     assert variable(READERS["ingest"][1], "s3_endpoint") == "S3_ENDPOINT"
     with pytest.raises(KeyError, match="IngestSettings has no field 'synthetic_seeed'"):
         variable(READERS["ingest"][0], "synthetic_seeed")
+
+
+def test_every_workloads_own_variables_keep_the_marketpulse_prefix_with_the_blocks_mixed_in() -> None:
+    for component, readers in READERS.items():
+        own = readers[0]
+        assert own.model_config.get("env_prefix") == "MARKETPULSE_", component
+        assert "MARKETPULSE_LOG_LEVEL" in variables_read(own), component

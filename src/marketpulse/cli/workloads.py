@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
 
-from marketpulse.contract.settings.environment import UnknownVariableError, check_environment
+from marketpulse.contract.settings.environment import UnknownVariableError, check_environment, variable_at
 from marketpulse.runtime.logs import configure_logging
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import S3ObjectStore
@@ -30,10 +30,8 @@ def load_settings(kind: type[SettingsT], workload: str) -> SettingsT:
     try:
         return kind()
     except ValidationError as exc:
-        prefix = str(kind.model_config.get("env_prefix", ""))
         for problem in exc.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else "?"
-            name = field if field.isupper() else prefix + field.upper()
+            name = variable_at(kind, str(problem["loc"][0])) if problem["loc"] else "?"
             err.print(
                 f"[bold red]error[/] {workload}: {name}: {problem['msg']} (got {problem.get('input')!r})"
             )
@@ -82,7 +80,8 @@ def _object_store(workload: str) -> S3ObjectStore:
         )
         raise typer.Exit(code=2)
     return S3ObjectStore(
-        minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key, s3.s3_region), s3.bucket
+        minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key.get_secret_value(), s3.s3_region),
+        s3.bucket,
     )
 
 

@@ -68,14 +68,14 @@ def _snowflake_connect(settings: DashboardSettings) -> Any:
         "login_timeout": 15,
         "network_timeout": 30,
     }
-    password = settings.snowflake_password.get_secret_value()
-    if password or not settings.snowflake_private_key_path:
-        kwargs["password"] = password
+    password = settings.snowflake_password
+    if password is not None or settings.snowflake_private_key_path is None:
+        kwargs["password"] = password.get_secret_value() if password is not None else ""
     else:
-        kwargs["private_key_file"] = settings.snowflake_private_key_path
-        passphrase = settings.snowflake_private_key_passphrase.get_secret_value()
-        if passphrase:
-            kwargs["private_key_file_pwd"] = passphrase
+        kwargs["private_key_file"] = str(settings.snowflake_private_key_path)
+        passphrase = settings.snowflake_private_key_passphrase
+        if passphrase is not None:
+            kwargs["private_key_file_pwd"] = passphrase.get_secret_value()
     for key, value in (
         ("role", settings.snowflake_role),
         ("warehouse", settings.snowflake_warehouse),

@@ -12,6 +12,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from marketpulse.contract.settings.dashboard import DashboardSettings
+from marketpulse.contract.settings.environment import variable_at
 from marketpulse.dashboard.backends import DataError, Problem
 
 SETTINGS_KEY = "marketpulse_settings"
@@ -25,8 +26,7 @@ def install_settings() -> DashboardSettings:
         except ValidationError as exc:
             lines = []
             for problem in exc.errors():
-                field = str(problem["loc"][0]).upper() if problem["loc"] else "?"
-                name = field if field.startswith(("S3_", "SNOWFLAKE_")) else f"MARKETPULSE_{field}"
+                name = variable_at(DashboardSettings, str(problem["loc"][0])) if problem["loc"] else "?"
                 lines.append(f"- `{name}`: {problem['msg']} (got {problem.get('input')!r})")
             st.error("The dashboard's environment is not valid:\n\n" + "\n".join(lines))
             st.stop()

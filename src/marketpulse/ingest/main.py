@@ -32,7 +32,7 @@ def s3_opener(uri: str) -> bytes:
     if not bucket or not key:
         raise ValueError(f"MARKETPULSE_REPLAY_URI: {uri!r} is not s3://bucket/key")
     s3 = S3Settings()
-    client = minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key, s3.s3_region)
+    client = minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key.get_secret_value(), s3.s3_region)
     try:
         return S3ObjectStore(client, bucket).get(key)
     except S3Error as exc:

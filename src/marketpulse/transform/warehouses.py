@@ -11,7 +11,8 @@ from typing import Protocol
 
 import duckdb
 
-from marketpulse.contract.settings.transform import TransformSettings, Warehouse
+from marketpulse.contract.settings.common import Warehouse
+from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.storage import ObjectStore
 from marketpulse.transform.bronze_objects import LoadResult
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader

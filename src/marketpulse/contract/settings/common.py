@@ -6,16 +6,21 @@ workload adds its own settings class on top of `CommonSettings`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from marketpulse.contract.ticks.model import TICKER
 
+# Every workload's settings class states this itself: a class that mixes in a block (S3, warehouse)
+# would otherwise take the block's empty prefix and stop reading its MARKETPULSE_* variables.
+WORKLOAD_CONFIG = SettingsConfigDict(env_prefix="MARKETPULSE_", extra="ignore", populate_by_name=True)
+
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MARKETPULSE_", extra="ignore", populate_by_name=True)
+    model_config = WORKLOAD_CONFIG
 
     pipeline: str = "demo"
     namespace: str = "default"
@@ -78,11 +83,65 @@ class CommonSettings(BaseSettings):
         return self.dlq_topic or f"{self.resolved_ticks_topic}.dlq"
 
 
-class S3Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+def env(name: str) -> AliasChoices:
+    """A block's field read from the variable `name` whatever the prefix of the class it is mixed into
+    (Python code sets it by the field's name: populate_by_name)."""
+    return AliasChoices(name)
 
-    s3_endpoint: str = "http://127.0.0.1:7070"
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_region: str = "us-east-1"
+
+class S3Settings(BaseSettings):
+    """The pipeline's bucket and the S3 service that holds it: the archive, the transform, the
+    dashboard and ingest (for an s3:// replay file) read this one block."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    s3_endpoint: str = Field("http://127.0.0.1:7070", validation_alias=env("S3_ENDPOINT"))
+    s3_access_key: str = Field("", validation_alias=env("S3_ACCESS_KEY"))
+    s3_secret_key: SecretStr = Field(SecretStr(""), validation_alias=env("S3_SECRET_KEY"))
+    s3_region: str = Field("us-east-1", validation_alias=env("S3_REGION"))
     bucket: str = Field("", validation_alias=AliasChoices("MARKETPULSE_BUCKET", "bucket"))
+
+
+Warehouse = Literal["duckdb", "snowflake"]
+
+
+class WarehouseSettings(BaseSettings):
+    """The warehouse and, for Snowflake, where and as whom to connect: the `SNOWFLAKE_*` variables the
+    renderer sets for the transform and the dashboard (and dbt's profile reads). Checks that depend on
+    the warehouse being Snowflake are the reader's (the transform refuses to start, the dashboard says
+    so on the page). `warehouse` comes first, so that those checks see it."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    warehouse: Warehouse = Field("duckdb", validation_alias=env("MARKETPULSE_WAREHOUSE"))
+
+    snowflake_account: str = Field("", validation_alias=env("SNOWFLAKE_ACCOUNT"))
+    snowflake_user: str = Field("", validation_alias=env("SNOWFLAKE_USER"))
+    # Key-pair authentication (the operator mounts the key file), or a password. The key comes first:
+    # the transform's check of the password looks at it.
+    snowflake_private_key_path: Path | None = Field(None, validation_alias=env("SNOWFLAKE_PRIVATE_KEY_PATH"))
+    snowflake_private_key_passphrase: SecretStr | None = Field(
+        None, validation_alias=env("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+    )
+    snowflake_password: SecretStr | None = Field(None, validation_alias=env("SNOWFLAKE_PASSWORD"))
+    snowflake_database: str = Field("MARKETPULSE", validation_alias=env("SNOWFLAKE_DATABASE"))
+    snowflake_role: str = Field("", validation_alias=env("SNOWFLAKE_ROLE"))
+    snowflake_warehouse: str = Field("", validation_alias=env("SNOWFLAKE_WAREHOUSE"))
+    snowflake_host: str = Field("", validation_alias=env("SNOWFLAKE_HOST"))
+    snowflake_port: int = Field(443, ge=1, le=65535, validation_alias=env("SNOWFLAKE_PORT"))
+    snowflake_protocol: Literal["http", "https"] = Field("https", validation_alias=env("SNOWFLAKE_PROTOCOL"))
+
+    @field_validator("snowflake_password", "snowflake_private_key_passphrase")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() != "" else None
+
+    @field_validator("snowflake_private_key_path", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("snowflake_role", "snowflake_warehouse", "snowflake_host")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()

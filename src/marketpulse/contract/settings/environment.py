@@ -117,3 +117,18 @@ def variable(settings: type[BaseSettings], field: str) -> str:
     if isinstance(alias, str):
         return alias.upper()
     return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def variable_at(settings: type[BaseSettings], loc: str) -> str:
+    """The environment variable behind a validation error's location: a field name or any of its
+    aliases (pydantic-settings reports the lower-cased name it matched)."""
+    for field, info in settings.model_fields.items():
+        alias = info.validation_alias
+        names = {field}
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice) for choice in alias.choices}
+        elif isinstance(alias, str):
+            names.add(alias)
+        if loc.lower() in {name.lower() for name in names}:
+            return variable(settings, field)
+    return loc.upper()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from marketpulse.contract.api import TransformMode
-from marketpulse.contract.settings.common import CommonSettings
+from marketpulse.contract.settings.common import WORKLOAD_CONFIG, CommonSettings, WarehouseSettings, env
 
-Warehouse = Literal["duckdb", "snowflake"]
 # Unquoted identifiers: what dbt-snowflake writes, so the loader and dbt name the same objects.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _REQUIRED_FOR_SNOWFLAKE = {
@@ -25,8 +24,9 @@ _REQUIRED_FOR_SNOWFLAKE = {
 }
 
 
-class TransformSettings(CommonSettings):
-    warehouse: Warehouse = "duckdb"
+class TransformSettings(CommonSettings, WarehouseSettings):
+    model_config = WORKLOAD_CONFIG
+
     duckdb_path: Path = Path("warehouse.duckdb")
     # cron: one cycle, then exit (what each CronJob run does); continuous: cycles until stopped.
     transform_mode: TransformMode = "cron"
@@ -39,20 +39,8 @@ class TransformSettings(CommonSettings):
     gold_schema: str = "gold"
     publish_gold: bool = True
 
-    snowflake_account: str = Field("", validation_alias="SNOWFLAKE_ACCOUNT")
-    snowflake_user: str = Field("", validation_alias="SNOWFLAKE_USER")
-    snowflake_private_key_path: Path | None = Field(None, validation_alias="SNOWFLAKE_PRIVATE_KEY_PATH")
-    snowflake_private_key_passphrase: SecretStr | None = Field(
-        None, validation_alias="SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
-    )
-    snowflake_password: SecretStr | None = Field(None, validation_alias="SNOWFLAKE_PASSWORD")
-    snowflake_database: str = Field("MARKETPULSE", validation_alias="SNOWFLAKE_DATABASE")
-    snowflake_schema: str = Field("PUBLIC", validation_alias="SNOWFLAKE_SCHEMA")
-    snowflake_role: str = Field("", validation_alias="SNOWFLAKE_ROLE")
-    snowflake_warehouse: str = Field("", validation_alias="SNOWFLAKE_WAREHOUSE")
-    snowflake_host: str = Field("", validation_alias="SNOWFLAKE_HOST")
-    snowflake_port: int = Field(443, ge=1, le=65535, validation_alias="SNOWFLAKE_PORT")
-    snowflake_protocol: Literal["http", "https"] = Field("https", validation_alias="SNOWFLAKE_PROTOCOL")
+    # dbt's base schema beside which it builds silver and gold (the transform only).
+    snowflake_schema: str = Field("PUBLIC", validation_alias=env("SNOWFLAKE_SCHEMA"))
 
     @model_validator(mode="before")
     @classmethod
@@ -111,11 +99,6 @@ class TransformSettings(CommonSettings):
                 "not starting with a digit"
             )
         return value
-
-    @field_validator("snowflake_role", "snowflake_warehouse", "snowflake_host")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
 
     def snowflake_env(self) -> dict[str, str]:
         """The SNOWFLAKE_* variables dbt's profile reads, from these settings (so both agree)."""
