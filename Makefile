@@ -39,12 +39,13 @@ test: lint  ## Everything CI runs: lint, obtain the components and build the ima
 	  $(BIN)/marketpulse dev obtain; \
 	  wait $$images || { cat .marketpulse/image.log; echo "error: building the images failed" >&2; exit 1; }; \
 	  cat .marketpulse/image.log
-	@# The node tier (-m node: pods on a real kubelet, mostly waiting on them) runs beside the rest of
-	@# the suite, in its own pytest session: its output follows the other's.
-	$(BIN)/pytest -m node -p no:cacheprovider > .marketpulse/test-node.log 2>&1 & node=$$!; \
-	  rest=0; $(BIN)/pytest -m 'not node' || rest=$$?; \
+	@# The node tier (-m node: pods on a real kubelet, mostly waiting on them) and the short benchmarks
+	@# (-m bench, the longest single tests) run beside the rest of the suite, in a pytest session of
+	@# their own whose output follows the other's: the two sessions take about as long.
+	$(BIN)/pytest -m 'node or bench' -p no:cacheprovider > .marketpulse/test-node.log 2>&1 & node=$$!; \
+	  rest=0; $(BIN)/pytest -m 'not node and not bench' || rest=$$?; \
 	  tier=0; wait $$node || tier=$$?; \
-	  echo "=== the node tier (pytest -m node) ==="; cat .marketpulse/test-node.log; \
+	  echo "=== the node tier and the benchmarks (pytest -m 'node or bench') ==="; cat .marketpulse/test-node.log; \
 	  exit $$(( rest != 0 ? rest : tier ))
 
 test-fast: $(STAMP)  ## Tests that need no server.
