@@ -62,19 +62,22 @@ class UnknownVariableError(ValueError):
     """A `MARKETPULSE_*` variable that no part of MarketPulse reads."""
 
 
+def field_variables(settings: type[BaseSettings], field: str) -> list[str]:
+    """The environment variables that set `field` of `settings`, upper-cased, the primary one first
+    (pydantic-settings ignores case)."""
+    if field not in settings.model_fields:
+        raise KeyError(f"{settings.__name__} has no field {field!r}")
+    alias = settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice).upper() for choice in alias.choices if isinstance(choice, str)]
+    if isinstance(alias, str):
+        return [alias.upper()]
+    return [f"{settings.model_config.get('env_prefix', '')}{field}".upper()]
+
+
 def variables_read(settings: type[BaseSettings]) -> set[str]:
-    """Every environment variable `settings` reads, upper-cased (pydantic-settings ignores case)."""
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    names: set[str] = set()
-    for field, info in settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(f"{prefix}{field}".upper())
-    return names
+    """Every environment variable `settings` reads, upper-cased."""
+    return {name for field in settings.model_fields for name in field_variables(settings, field)}
 
 
 def known_variables(extra: Iterable[type[BaseSettings]] = ()) -> frozenset[str]:
@@ -108,27 +111,13 @@ def variable(settings: type[BaseSettings], field: str) -> str:
     The renderer names every variable through this, so a renamed or removed field breaks rendering
     instead of leaving a pod with a variable nobody reads.
     """
-    if field not in settings.model_fields:
-        raise KeyError(f"{settings.__name__} has no field {field!r}")
-    alias = settings.model_fields[field].validation_alias
-    if isinstance(alias, AliasChoices):
-        first = alias.choices[0]
-        return str(first).upper()
-    if isinstance(alias, str):
-        return alias.upper()
-    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+    return field_variables(settings, field)[0]
 
 
 def variable_at(settings: type[BaseSettings], loc: str) -> str:
     """The environment variable behind a validation error's location: a field name or any of its
-    aliases (pydantic-settings reports the lower-cased name it matched)."""
-    for field, info in settings.model_fields.items():
-        alias = info.validation_alias
-        names = {field}
-        if isinstance(alias, AliasChoices):
-            names |= {str(choice) for choice in alias.choices}
-        elif isinstance(alias, str):
-            names.add(alias)
-        if loc.lower() in {name.lower() for name in names}:
+    variables (pydantic-settings reports the lower-cased name it matched)."""
+    for field in settings.model_fields:
+        if loc.upper() in {field.upper(), *field_variables(settings, field)}:
             return variable(settings, field)
     return loc.upper()
