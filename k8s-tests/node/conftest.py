@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from marketpulse_dev.localenv import node_network
 from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.image import BuiltImage, Target, ensure_image
 from marketpulse_dev.localenv.kafka import KafkaServer
@@ -248,6 +249,8 @@ def installed_release(
             "image": {"repository": workloads_repository, "tag": workloads_tag, "pullPolicy": "Never"}
         },
         "operator": {"watchAnyNamespace": False},
+        # The node's broker, which direct-backend pipelines name in spec.kafka.bootstrapServers.
+        "security": {"allowedKafkaServers": [node_network.HOST_IP]},
         "s3": {
             "endpoint": node_s3.endpoint,
             "createSecret": True,

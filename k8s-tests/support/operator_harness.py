@@ -195,6 +195,8 @@ def operator_settings(kube: KubeTarget, s3: S3Server, **overrides: Any) -> Opera
         "metrics_port": 0,
         "health_port": 0,
         "resync_seconds": 60.0,
+        # The test broker, which direct-backend pipelines name in spec.kafka.bootstrapServers.
+        "allowed_kafka_servers": "127.0.0.1",
         **overrides,
     }
     return OperatorSettings(**values)

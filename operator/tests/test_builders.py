@@ -192,7 +192,8 @@ def test_workload_env_matches_the_entrypoints_settings() -> None:
     assert ingest["MARKETPULSE_SYNTHETIC_SEED"] == "42"
     assert ingest["MARKETPULSE_SYNTHETIC_RATE"] == "25"
     archive = env(found["Deployment/demo-archive"])
-    assert archive["MARKETPULSE_BUCKET"] == "mp-trading-demo"
+    # The readable part, then a hash of namespace/name that keeps look-alike pairs apart.
+    assert archive["MARKETPULSE_BUCKET"] == "mp-trading-demo-04e1344a"
     assert archive["S3_ACCESS_KEY"] == {
         "secretKeyRef": {"name": "marketpulse-s3", "key": "AWS_ACCESS_KEY_ID"}
     }

@@ -195,6 +195,16 @@ containers:
         value: {{ .Values.s3.region | quote }}
       - name: MARKETPULSE_S3_CREDENTIALS_SECRET
         value: {{ .Values.s3.secretName | quote }}
+      - name: MARKETPULSE_ALLOWED_S3_ENDPOINTS
+        value: {{ join "," .Values.security.allowedS3Endpoints | quote }}
+      - name: MARKETPULSE_ALLOWED_KAFKA_SERVERS
+        value: {{ join "," .Values.security.allowedKafkaServers | quote }}
+      - name: MARKETPULSE_ALLOWED_SNOWFLAKE_HOSTS
+        value: {{ join "," .Values.security.allowedSnowflakeHosts | quote }}
+      - name: MARKETPULSE_ALLOW_PLAIN_HTTP
+        value: {{ .Values.security.allowPlainHttp | quote }}
+      - name: MARKETPULSE_ADOPT_UNOWNED_BUCKETS
+        value: {{ .Values.security.adoptUnownedBuckets | quote }}
       - name: S3_ACCESS_KEY
         valueFrom:
           secretKeyRef:

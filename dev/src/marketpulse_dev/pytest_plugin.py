@@ -119,8 +119,8 @@ def container_environment(api: Any, namespace: str, container: Any) -> dict[str,
     core = client.CoreV1Api(api)
     env = {}
     for var in container.env or []:
-        if var.value is not None:
-            env[var.name] = var.value
+        if var.value_from is None:  # an empty value is dropped from the object: the kubelet sets ""
+            env[var.name] = var.value or ""
         else:
             ref = var.value_from.secret_key_ref
             secret = core.read_namespaced_secret(ref.name, namespace)

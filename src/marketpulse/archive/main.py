@@ -125,7 +125,7 @@ class Archiver:
         self.batches: dict[int, PartitionBatch] = {}
         self.recovering: set[int] = set()
         self.skip_through: dict[int, int] = {}
-        self.quotes = QuoteBook()
+        self.quotes = QuoteBook(watchlist=frozenset(settings.watchlist))
         self.last_quotes_write = 0.0
         self.last_lag_report = 0.0
         self.storage_ok = True

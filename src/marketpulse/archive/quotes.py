@@ -12,8 +12,18 @@ import orjson
 WireQuote = tuple[bytes, bytes, bytes, bytes]
 
 
+# As many symbols as a StockPipeline's watchlist may hold (the API's MAX_SYMBOLS).
+MAX_QUOTES = 200
+
+
 @dataclass
 class QuoteBook:
+    """Last quote per symbol of `watchlist` only: a producer writing other symbols to the topic
+    cannot grow the book (or the snapshot the operator and dashboard read). With no watchlist, at
+    most `limit` symbols, the first seen."""
+
+    watchlist: frozenset[str] = frozenset()
+    limit: int = MAX_QUOTES
     quotes: dict[str, dict[str, Any]] = field(default_factory=dict)
     changed: bool = False
 
@@ -49,6 +59,10 @@ class QuoteBook:
 
     def apply(self, symbol: str, price: float, stamp: str, size: int) -> None:
         quote = self.quotes.get(symbol)
+        if quote is None and (
+            symbol not in self.watchlist if self.watchlist else len(self.quotes) >= self.limit
+        ):
+            return
         day = stamp[:10]
         if quote is None or quote["day"] != day:
             quote = {"day": day, "open": price}

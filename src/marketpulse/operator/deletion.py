@@ -13,6 +13,7 @@ from typing import Any
 from marketpulse.contract.workloads import bootstrap_servers
 from marketpulse.operator.backends import buckets, topics
 from marketpulse.operator.kube import KubeError, Ref
+from marketpulse.operator.policy import endpoint_refusals
 from marketpulse.operator.provision import s3_client
 from marketpulse.operator.reconcile import parse
 from marketpulse.operator.runtime import Runtime
@@ -28,7 +29,7 @@ async def cleanup(runtime: Runtime, body: Mapping[str, Any]) -> Cleanup:
     """Delete or release the pipeline's data, as its deletionPolicy says; what was done, by name."""
     pipeline = parse(body)
     spec = pipeline.spec
-    ctx = runtime.context(pipeline)
+    ctx = runtime.context(pipeline, (body.get("status") or {}).get("bucket"))
     names = ctx.names
     done = Cleanup()
     data_children: list[Ref] = []
@@ -44,14 +45,21 @@ async def cleanup(runtime: Runtime, body: Mapping[str, Any]) -> Cleanup:
         for ref in data_children:
             if await runtime.kube.delete(ref):
                 done.deleted.append(f"{ref.kind} {ref.name}")
+        if endpoint_refusals(spec, runtime.settings.endpoint_policy()):
+            # Never contact an endpoint the platform does not allow, not even to delete.
+            done.retained.append(f"topics and bucket {names.bucket} (an endpoint is not allowed)")
+            return done
         if spec.kafka.topic_backend == "direct":
             admin = runtime.admin(bootstrap_servers(spec))
             timeout = runtime.settings.kafka_timeout_seconds
             gone = await runtime.blocking(lambda: topics.delete_topics(admin, names.topics, timeout))
             done.deleted += [f"topic {t}" for t in gone]
         client = await s3_client(runtime, pipeline, names.namespace)
-        if await runtime.blocking(lambda: buckets.delete_bucket(client, names.bucket)):
-            done.deleted.append(f"bucket {names.bucket}")
+        try:
+            if await runtime.blocking(lambda: buckets.delete_bucket(client, names.bucket, names.qualified)):
+                done.deleted.append(f"bucket {names.bucket}")
+        except buckets.BucketNotOwnedError as exc:
+            done.retained.append(f"bucket {names.bucket} ({exc})")
         return done
 
     for ref in data_children:

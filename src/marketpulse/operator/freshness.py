@@ -17,6 +17,11 @@ from minio import Minio
 from minio.error import S3Error
 
 from marketpulse.contract.layout import QUOTES_KEY
+from marketpulse.storage.bounded import ObjectTooLargeError, read_bounded
+
+# The archive's snapshot holds at most 200 symbols of about 150 bytes: 64 KiB with room to spare.
+# The bucket is the tenant's, so the object may be anything: it is read no further than this.
+MAX_QUOTES_BYTES = 1024 * 1024
 
 
 class QuotesUnreadableError(ValueError):
@@ -32,7 +37,9 @@ def read_quotes(client: Minio, bucket: str) -> bytes | None:
             return None
         raise
     try:
-        return bytes(response.read())
+        return read_bounded(response, MAX_QUOTES_BYTES)
+    except ObjectTooLargeError as exc:
+        raise QuotesUnreadableError(f"{QUOTES_KEY}: {exc}") from None
     finally:
         response.close()
         response.release_conn()

@@ -11,7 +11,7 @@ RECONCILES = Counter(
 )
 ERRORS = Counter(
     "marketpulse_operator_reconcile_errors_total",
-    "Reconciles that failed, by trigger and kind of error (temporary, permanent, apply, unexpected).",
+    "Reconciles that failed, by trigger and kind (temporary, permanent, refused, apply, unexpected).",
     ["trigger", "error"],
 )
 DURATION = Histogram(

@@ -21,6 +21,7 @@ from marketpulse.operator.status_writer import into_patch, to_subresource, write
 from marketpulse.operator.watch import handled_and_current, owners, pipeline_of_pod, pod_diagnosis_changed
 
 RETRY_DELAY = 5.0
+REFUSED_RETRY_DELAY = 30.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class PipelineHandlers:
         if outcome.invalid is not None:
             ERRORS.labels(trigger, "permanent").inc()
             raise kopf.PermanentError(str(outcome.invalid))
+        if outcome.refused:
+            # The platform's policy, or a Secret its owner has not marked: fixed outside the spec
+            # (a label, an allow-list), so look again now and then rather than give up.
+            ERRORS.labels(trigger, "refused").inc()
+            raise kopf.TemporaryError("; ".join(outcome.refused), delay=REFUSED_RETRY_DELAY)
         if outcome.transient:
             ERRORS.labels(trigger, "temporary").inc()
             raise kopf.TemporaryError("; ".join(outcome.transient), delay=RETRY_DELAY)

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from marketpulse.contract.api import StockPipeline, StockPipelineInvalid, validate_stockpipeline
+from marketpulse.contract.workloads import PipelineNames
 from marketpulse.operator import children
 from marketpulse.operator.builders import Manifest, dashboard_url, render_children
 from marketpulse.operator.diff import with_hash
 from marketpulse.operator.kube import KubeError
 from marketpulse.operator.observe import ChildResult, Pods, by_component, pipeline_checks
-from marketpulse.operator.provision import ensure_bucket, ensure_direct_topics
+from marketpulse.operator.policy import endpoint_refusals, replay_refusal
+from marketpulse.operator.provision import ensure_bucket, ensure_direct_topics, secret_refusals
 from marketpulse.operator.runtime import Runtime
 from marketpulse.operator.status import Observed
 
@@ -29,6 +31,8 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 # Backends that are down, not wrong: the reconcile is retried soon rather than at the next resync.
 _TRANSIENT_REASONS = {"KafkaUnavailable", "S3Unavailable", "CredentialsUnavailable"}
+# A bucket the pipeline may not use: nothing is rendered, so no workload writes to it.
+_REFUSED_BUCKET = {"BucketNotOwned", "EndpointRefused"}
 
 
 @dataclass
@@ -40,6 +44,8 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     invalid: StockPipelineInvalid | None = None
+    # What the platform does not let this spec use (endpoints, Secrets): nothing was applied or contacted.
+    refused: list[str] = field(default_factory=list)
 
 
 def parse(body: Mapping[str, Any]) -> StockPipeline:
@@ -53,6 +59,15 @@ def parse(body: Mapping[str, Any]) -> StockPipeline:
         },
         source=f"{meta.get('namespace')}/{meta.get('name')}",
     )
+
+
+async def refusals(runtime: Runtime, pipeline: StockPipeline, names: PipelineNames) -> list[str]:
+    """Everything in the spec the platform does not allow: endpoints, Secrets, a foreign replay file."""
+    found = endpoint_refusals(pipeline.spec, runtime.settings.endpoint_policy())
+    replay = replay_refusal(pipeline.spec, names)
+    if replay is not None:
+        found.append(replay)
+    return found + await secret_refusals(runtime, pipeline, names)
 
 
 def _now() -> datetime:
@@ -85,19 +100,30 @@ async def reconcile(
         return Outcome(Observed(checks={}, now=_now(), previous=previous, invalid=message), invalid=exc)
 
     spec = pipeline.spec
-    ctx = runtime.context(pipeline)
+    ctx = runtime.context(pipeline, (body.get("status") or {}).get("bucket"))
     names = ctx.names
+    refused = await refusals(runtime, pipeline, names)
+    if refused:
+        observed = Observed(checks={}, now=_now(), previous=previous, refused="; ".join(refused))
+        return Outcome(observed, refused=refused)
+    # The bucket first: workloads must never start against a bucket that is not the pipeline's.
+    bucket_check = await ensure_bucket(runtime, pipeline, names, logger)
+    if bucket_check.check.reason in _REFUSED_BUCKET:
+        message = bucket_check.check.message
+        observed = Observed(
+            checks={"Bucket": bucket_check.check}, now=_now(), previous=previous, refused=message
+        )
+        return Outcome(observed, refused=[message])
     desired = render_children(pipeline, ctx)
     adopt(desired)
     desired = [with_hash(m) for m in desired]
 
     direct = spec.kafka.topic_backend == "direct"
     kube = runtime.kube
-    child_results, prunes, topic_check, bucket_check, listed_pods = await asyncio.gather(
+    child_results, prunes, topic_check, listed_pods = await asyncio.gather(
         asyncio.gather(*(children.sync_child(kube, m, fresh=fresh) for m in desired)),
         _nothing() if fresh or not prune else children.prune(kube, names, meta.get("uid", ""), desired),
         ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
-        ensure_bucket(runtime, pipeline, names, logger),
         # A pipeline just created has no pods yet.
         _nothing() if fresh else children.list_pods(kube, names),
         return_exceptions=True,
@@ -132,8 +158,6 @@ async def reconcile(
     ]
     if isinstance(topic_check, BaseException):
         raise topic_check
-    if isinstance(bucket_check, BaseException):
-        raise bucket_check
 
     checks = pipeline_checks(
         spec,
@@ -155,7 +179,8 @@ async def reconcile(
         previous=previous,
         suspended=spec.suspend,
         topics=list(names.topics),
-        bucket=names.bucket,
+        # Recorded only once it is the pipeline's: a later reconcile trusts the recorded name.
+        bucket=names.bucket if bucket_check.usable else None,
         dashboard_url=dashboard_url(spec, ctx),
         freshness=freshness,
     )

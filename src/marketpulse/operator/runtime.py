@@ -52,9 +52,9 @@ class Runtime:
         # Timers and change handlers of one object must not reconcile it concurrently.
         return self.locks.setdefault(uid, asyncio.Lock())
 
-    def context(self, pipeline: StockPipeline) -> BuildContext:
+    def context(self, pipeline: StockPipeline, recorded_bucket: str | None = None) -> BuildContext:
         return BuildContext(
-            names=names_for(pipeline),
+            names=names_for(pipeline, recorded_bucket),
             image=self.settings.image,
             image_pull_policy=self.settings.image_pull_policy,
             run_as_user=self.settings.run_as_user,

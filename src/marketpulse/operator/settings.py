@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketpulse.contract.workloads import Platform
+from marketpulse.operator.policy import EndpointPolicy, parse_patterns
 
 
 def _default_image() -> str:
@@ -55,6 +56,28 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 turns the metrics endpoint off.")
     health_port: int = Field(8081, ge=0, le=65535, description="0 turns the liveness endpoint off.")
     kafka_timeout_seconds: float = Field(5.0, gt=0)
+
+    # What a StockPipeline may name (see operator/policy.py): comma-separated `host`, `host:port`,
+    # `.suffix` (sub-domains) or `*`. The operator's own s3_endpoint is always allowed.
+    allowed_s3_endpoints: str = Field("", description="S3 endpoints a spec may name.")
+    allowed_kafka_servers: str = Field("", description="Kafka brokers a spec may name (host[:port]).")
+    allowed_snowflake_hosts: str = Field(
+        ".snowflakecomputing.com", description="Snowflake endpoint hosts a spec may name."
+    )
+    allow_plain_http: bool = Field(False, description="Allow http:// (not https) endpoints in specs.")
+    adopt_unowned_buckets: bool = Field(
+        False,
+        description="Let a pipeline use (never delete) an existing bucket no pipeline's owner tag claims.",
+    )
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        return EndpointPolicy(
+            default_s3_endpoint=self.s3_endpoint,
+            s3=parse_patterns(self.allowed_s3_endpoints),
+            kafka=parse_patterns(self.allowed_kafka_servers),
+            snowflake=parse_patterns(self.allowed_snowflake_hosts),
+            allow_plain_http=self.allow_plain_http,
+        )
 
     def platform(self) -> Platform:
         return Platform(

@@ -55,6 +55,8 @@ class Observed:
     previous: Sequence[Mapping[str, Any]] = ()
     suspended: bool = False
     invalid: str | None = None
+    # Refused by the platform's policy (endpoints, Secrets): nothing applied or contacted.
+    refused: str | None = None
     topics: Sequence[str] = ()
     bucket: str | None = None
     dashboard_url: str | None = None
@@ -74,9 +76,11 @@ def _phase(checks: Mapping[str, Check], suspended: bool, invalid: str | None) ->
     return "Degraded"
 
 
-def _ready(checks: Mapping[str, Check], phase: str, invalid: str | None) -> Check:
+def _ready(checks: Mapping[str, Check], phase: str, invalid: str | None, refused: str | None) -> Check:
     if invalid is not None:
         return Check.failed("InvalidSpec", invalid)
+    if refused is not None:
+        return Check.failed("Refused", refused)
     if phase == "Suspended":
         return Check.failed("Suspended", "spec.suspend is true: workloads are scaled to zero, data is kept")
     waiting = [name for name, c in checks.items() if c.status != "True"]
@@ -93,8 +97,9 @@ def summarize(observed: Observed, generation: int) -> dict[str, Any]:
     unchanged world twice gives byte-identical status and the handler writes nothing.
     """
     ordered = {name: observed.checks[name] for name in CONCERNS if name in observed.checks}
-    phase = _phase(ordered, observed.suspended, observed.invalid)
-    checks = {**ordered, READY: _ready(ordered, phase, observed.invalid)}
+    stopped = observed.invalid if observed.invalid is not None else observed.refused
+    phase = _phase(ordered, observed.suspended, stopped)
+    checks = {**ordered, READY: _ready(ordered, phase, observed.invalid, observed.refused)}
     before = {c.get("type"): c for c in observed.previous}
     conditions = []
     for kind, check in checks.items():

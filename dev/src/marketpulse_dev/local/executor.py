@@ -26,7 +26,7 @@ from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.layout import MANIFEST_KEY
 from marketpulse.contract.topics import plan_topics
 from marketpulse.contract.workloads import PipelineNames, Platform, Workload, names_for, render_workloads
-from marketpulse.operator.backends.buckets import ensure_bucket
+from marketpulse.operator.backends.buckets import Ownership, ensure_bucket
 from marketpulse.operator.backends.topics import admin_client, ensure_topics
 from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
@@ -119,7 +119,13 @@ class LocalRun:
         admin = admin_client(self.kafka.bootstrap_servers)
         ensure_topics(admin, plan_topics(spec, self.names), timeout=30)
         del admin  # destroys the client now, not when the broker is already stopped (no reconnect noise)
-        ensure_bucket(self.s3_client(), self.names.bucket, spec.storage.retention_days)
+        ensure_bucket(
+            self.s3_client(),
+            self.names.bucket,
+            spec.storage.retention_days,
+            # Local mode: the user owns every bucket of its S3 server; older untagged ones are claimed.
+            Ownership(self.names.qualified, claim_untagged=True),
+        )
 
     def s3_client(self) -> Minio:
         assert self.s3 is not None

@@ -54,6 +54,11 @@ class PipelineNames:
     name: str
     bucket_override: str | None = None
 
+    @property
+    def qualified(self) -> str:
+        """`<namespace>/<name>`: the pipeline's identity, e.g. in its bucket's owner tag."""
+        return f"{self.namespace}/{self.name}"
+
     # --- data plane ------------------------------------------------------------------------------
     @property
     def topic_prefix(self) -> str:
@@ -82,8 +87,17 @@ class PipelineNames:
 
     @property
     def bucket(self) -> str:
+        """`storage.bucket`, else `mp-<namespace>-<name>-<hash>`: the hash of `namespace/name` keeps
+        `team-a/prod` and `team/a-prod` apart, which the readable part alone would not."""
         if self.bucket_override:
             return self.bucket_override
+        digest = hashlib.sha256(f"{self.namespace}/{self.name}".encode()).hexdigest()[:8]
+        readable = _bucket_safe(f"mp-{self.namespace}-{self.name}")[: MAX_BUCKET - 9].rstrip("-")
+        return f"{readable}-{digest}"
+
+    @property
+    def legacy_bucket(self) -> str:
+        """The bucket derived before the hash was added: kept by pipelines created then."""
         return fit(_bucket_safe(f"mp-{self.namespace}-{self.name}"), MAX_BUCKET)
 
     # --- Kubernetes objects ----------------------------------------------------------------------
@@ -135,10 +149,20 @@ class PipelineNames:
         return f"{LABEL_INSTANCE}={self.name},{LABEL_MANAGED_BY}={MANAGED_BY}"
 
 
-def names_for(pipeline: StockPipeline) -> PipelineNames:
-    """The names of a pipeline's children, topics and bucket, from its metadata and spec."""
-    return PipelineNames(
+def names_for(pipeline: StockPipeline, recorded_bucket: str | None = None) -> PipelineNames:
+    """The names of a pipeline's children, topics and bucket, from its metadata and spec.
+
+    `recorded_bucket` is the bucket the operator recorded in the pipeline's status: a pipeline created
+    when bucket names were derived without a hash keeps that bucket (`legacy_bucket`)."""
+    names = PipelineNames(
         namespace=pipeline.metadata.namespace or "default",
         name=pipeline.metadata.name,
         bucket_override=pipeline.spec.storage.bucket,
     )
+    if (
+        names.bucket_override is None
+        and recorded_bucket is not None
+        and recorded_bucket == names.legacy_bucket
+    ):
+        return PipelineNames(names.namespace, names.name, bucket_override=recorded_bucket)
+    return names

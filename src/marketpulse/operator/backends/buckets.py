@@ -1,4 +1,9 @@
-"""The pipeline's S3 bucket through the `minio` SDK: exists, versioned, bronze expires by lifecycle.
+"""The pipeline's S3 bucket through the `minio` SDK: exists, versioned, bronze expires by lifecycle,
+and carries an owner tag naming its pipeline.
+
+A bucket is the pipeline's when its tag `OWNER_TAG` says `<namespace>/<name>`: the operator tags the
+buckets it creates, and refuses to use a bucket another pipeline owns, or one that no pipeline owns
+(unless the platform allows adopting those; an adopted bucket is never deleted).
 
 Any S3 service works; where one refuses a bucket feature (versitygw answers NotImplemented for
 lifecycle configuration), the outcome says so instead of failing the pipeline.
@@ -11,7 +16,7 @@ from dataclasses import dataclass, field
 
 import urllib3
 from minio import Minio
-from minio.commonconfig import ENABLED, Filter
+from minio.commonconfig import ENABLED, Filter, Tags
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.lifecycleconfig import Expiration, LifecycleConfig, NoncurrentVersionExpiration, Rule
@@ -20,24 +25,89 @@ from minio.versioningconfig import VersioningConfig
 from marketpulse.operator.metrics import BACKEND_WRITES
 
 RULE_ID = "marketpulse-bronze-retention"
+OWNER_TAG = "marketpulse.io/pipeline"
 BRONZE_PREFIX = "bronze/"
 _REFUSED = {"NotImplemented", "MethodNotAllowed", "XNotImplemented", "AccessDenied"}
 TRANSIENT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 
 
+class BucketNotOwnedError(Exception):
+    """The bucket exists and is not the pipeline's to use."""
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who asks for the bucket, and what the platform lets them take over."""
+
+    owner: str  # <namespace>/<name>
+    # A bucket with no owner tag may be used (not deleted) when the platform allows adopting.
+    adopt_unowned: bool = False
+    # A bucket with no owner tag is this pipeline's own, made before buckets were tagged: tag it.
+    claim_untagged: bool = False
+
+
 @dataclass
 class BucketOutcome:
     created: bool = False
+    # The bucket carries this pipeline's owner tag (False: adopted, so never deleted).
+    owned: bool = False
     # Features the server refused: feature -> the server's error code and message.
     refused: dict[str, str] = field(default_factory=dict)
 
 
 def _refusal(exc: S3Error) -> str:
-    return f"{exc.code}: {exc.message}" if exc.message else str(exc.code)
+    # The code only: the message is the server's own text, not for a status anyone may read.
+    return str(exc.code)
 
 
-def ensure_bucket(client: Minio, bucket: str, retention_days: int) -> BucketOutcome:
-    """Create the bucket if missing and bring versioning and lifecycle in line; only writes on change."""
+def owner_of(client: Minio, bucket: str) -> str | None:
+    """The bucket's owner tag; None when it has none (or the server keeps no bucket tags)."""
+    try:
+        tags = client.get_bucket_tags(bucket)
+    except S3Error as exc:
+        if exc.code in ("NoSuchTagSet", "NoSuchTagSetError", *_REFUSED):
+            return None
+        raise
+    return None if tags is None else tags.get(OWNER_TAG)
+
+
+def _tag(client: Minio, bucket: str, owner: str) -> bool:
+    tags = Tags.new_bucket_tags()
+    tags[OWNER_TAG] = owner
+    try:
+        client.set_bucket_tags(bucket, tags)
+    except S3Error as exc:
+        if exc.code not in _REFUSED:
+            raise
+        return False
+    BACKEND_WRITES.labels("s3", "tag_bucket").inc()
+    return True
+
+
+def _claim(client: Minio, bucket: str, ownership: Ownership, outcome: BucketOutcome) -> None:
+    """Check (or, for a bucket just created, set) the owner tag; raise when it is not ours to use."""
+    if outcome.created:
+        outcome.owned = _tag(client, bucket, ownership.owner)
+        if not outcome.owned:
+            outcome.refused["tagging"] = "the server keeps no bucket tags"
+        return
+    owner = owner_of(client, bucket)
+    if owner == ownership.owner:
+        outcome.owned = True
+    elif owner is not None:
+        raise BucketNotOwnedError(f"bucket {bucket} belongs to the pipeline {owner}")
+    elif ownership.claim_untagged:
+        outcome.owned = _tag(client, bucket, ownership.owner)
+    elif not ownership.adopt_unowned:
+        raise BucketNotOwnedError(
+            f"bucket {bucket} exists and was not created by this pipeline (it has no {OWNER_TAG} tag); "
+            "choose another storage.bucket, or ask the platform team to allow adopting buckets"
+        )
+
+
+def ensure_bucket(client: Minio, bucket: str, retention_days: int, ownership: Ownership) -> BucketOutcome:
+    """Create the bucket if missing (tagged as `ownership.owner`'s), refuse one that is not ours, and
+    bring versioning and lifecycle in line; only writes on change."""
     outcome = BucketOutcome()
     if not client.bucket_exists(bucket):
         try:
@@ -47,6 +117,7 @@ def ensure_bucket(client: Minio, bucket: str, retention_days: int) -> BucketOutc
         except S3Error as exc:
             if exc.code not in ("BucketAlreadyOwnedByYou",):
                 raise
+    _claim(client, bucket, ownership, outcome)
     # Versioning: an overwritten or deleted bronze object can still be recovered.
     try:
         if client.get_bucket_versioning(bucket).status != ENABLED:
@@ -81,10 +152,16 @@ def _days(rule: Rule) -> int | None:
     return rule.expiration.days if rule.expiration is not None else None
 
 
-def delete_bucket(client: Minio, bucket: str) -> bool:
-    """Remove every object version, then the bucket. False when there was no bucket."""
+def delete_bucket(client: Minio, bucket: str, owner: str) -> bool:
+    """Remove every object version, then the bucket. False when there was no bucket; raises
+    BucketNotOwnedError when the bucket's owner tag is not `owner` (an adopted or foreign bucket)."""
     if not client.bucket_exists(bucket):
         return False
+    tagged = owner_of(client, bucket)
+    if tagged != owner:
+        raise BucketNotOwnedError(
+            f"bucket {bucket} is not deleted: its owner tag is {tagged or 'missing'}, not {owner}"
+        )
     while True:
         batch = [
             DeleteObject(o.object_name or "", o.version_id)
