@@ -274,7 +274,6 @@ DEMO_CHILDREN = {
     "CronJob/demo-transform",
     "Deployment/demo-dashboard",
     "Service/demo-dashboard",
-    "Ingress/demo-dashboard",
     "Service/demo-metrics",
     "ServiceMonitor/demo",
     "PrometheusRule/demo",

@@ -117,6 +117,30 @@ def test_every_cross_field_rule_is_exercised_by_the_table_of_invalid_resources()
     assert untested == []
 
 
+def test_an_ingress_annotation_value_longer_than_4096_characters_is_refused() -> None:
+    with pytest.raises(StockPipelineInvalid) as refused:
+        validate_spec({"watchlist": ["AAPL"], "dashboard": {"ingress": {"annotations": {"a": "x" * 4097}}}})
+
+    assert names_field(refused.value, "spec.dashboard.ingress.annotations")
+
+
+def test_the_dashboard_ingress_is_off_unless_asked_for_and_takes_annotations_for_a_sign_in_proxy() -> None:
+    assert validate_spec({"watchlist": ["AAPL"]}).dashboard.ingress_enabled is False
+    ingress = validate_spec(
+        {
+            "watchlist": ["AAPL"],
+            "dashboard": {
+                "ingress": {
+                    "enabled": True,
+                    "host": "markets.example.com",
+                    "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://sso/oauth2/auth"},
+                }
+            },
+        }
+    ).dashboard.ingress
+    assert (ingress.enabled, ingress.host) == (True, "markets.example.com")
+
+
 def test_a_watchlist_of_more_than_200_symbols_is_refused() -> None:
     with pytest.raises(StockPipelineInvalid) as refused:
         validate_spec({"watchlist": [f"T{i:03d}" for i in range(201)]})

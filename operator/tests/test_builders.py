@@ -12,7 +12,7 @@ import yaml
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
 from marketpulse.contract.workloads import names_for
-from marketpulse.operator.builders import BuildContext, Capabilities, render_children
+from marketpulse.operator.builders import BuildContext, Capabilities, dashboard_url, render_children
 from marketpulse.operator.diff import covers, manifest_hash, up_to_date, with_hash
 from marketpulse.operator.rbac import CLUSTER_RULES
 
@@ -42,7 +42,9 @@ def env(manifest: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod_of(manifest)["containers"][0]["env"]}
 
 
-def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_monitoring() -> None:
+def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_monitoring_but_no_ingress() -> (
+    None
+):
     assert set(render(pipeline())) == {
         "KafkaTopic/demo-ticks",
         "KafkaTopic/demo-ticks-dlq",
@@ -53,7 +55,6 @@ def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_mon
         "CronJob/demo-transform",
         "Deployment/demo-dashboard",
         "Service/demo-dashboard",
-        "Ingress/demo-dashboard",
         "Service/demo-metrics",
         "ServiceMonitor/demo",
         "PrometheusRule/demo",
@@ -62,7 +63,7 @@ def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_mon
 
 def test_monitoring_and_kafkatopics_are_left_out_where_the_cluster_does_not_serve_them() -> None:
     kinds = {key.split("/")[0] for key in render(pipeline(), Capabilities())}
-    assert kinds == {"PersistentVolumeClaim", "Deployment", "CronJob", "Service", "Ingress"}
+    assert kinds == {"PersistentVolumeClaim", "Deployment", "CronJob", "Service"}
 
 
 def test_a_v1beta2_cluster_gets_v1beta2_kafkatopics() -> None:
@@ -214,13 +215,37 @@ def test_the_kafkauser_may_use_only_the_pipelines_topics_and_groups() -> None:
     }
 
 
-def test_the_dashboard_ingress_serves_the_host_over_tls() -> None:
+def test_the_dashboard_ingress_serves_its_host_over_tls_with_its_class_and_annotations() -> None:
     ingress = render(pipeline("strimzi-topics"))["Ingress/indices-dashboard"]
     assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["rules"][0]["host"] == "indices.marketpulse.example.com"
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["indices.marketpulse.example.com"]
     assert ingress["spec"]["tls"] == [
         {"hosts": ["indices.marketpulse.example.com"], "secretName": "indices-dashboard-tls"}
     ]
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"] == (
+        "https://oauth2.marketpulse.example.com/oauth2/auth"
+    )
+    assert ingress["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard"
+
+
+def test_an_enabled_dashboard_without_an_enabled_ingress_gets_only_a_cluster_ip_service() -> None:
+    found = render(pipeline(dashboard={"ingress": {"enabled": False, "host": "markets.example.com"}}))
+    assert "Ingress/demo-dashboard" not in found
+    assert found["Service/demo-dashboard"]["spec"]["type"] == "ClusterIP"
+
+
+def test_a_disabled_dashboard_gets_no_ingress_even_when_the_ingress_is_enabled() -> None:
+    found = render(
+        pipeline(dashboard={"enabled": False, "ingress": {"enabled": True, "host": "m.example.com"}})
+    )
+    assert not [k for k in found if "dashboard" in k]
+
+
+def test_the_dashboard_url_is_the_ingress_host_only_while_the_ingress_is_in_place() -> None:
+    p = pipeline("strimzi-topics")
+    ctx = BuildContext(names=names_for(p), image="img:1", capabilities=ALL)
+    assert dashboard_url(p.spec, ctx) == "https://indices.marketpulse.example.com/"
+    assert dashboard_url(p.spec, ctx, ingress=False) == "http://indices-dashboard.trading.svc:80/"
 
 
 def test_direct_topics_and_no_alert_rules_render_no_kafkatopics_and_no_alerts_workload() -> None:

@@ -21,6 +21,8 @@ def nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str,
         yield from nodes(child, f"{path}.{name}")
     if "items" in node:
         yield from nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from nodes(node["additionalProperties"], f"{path}{{}}")
 
 
 def test_the_schema_is_structural_every_node_typed_without_refs_or_unions() -> None:
@@ -29,7 +31,9 @@ def test_the_schema_is_structural_every_node_typed_without_refs_or_unions() -> N
     for path, node in nodes(SCHEMA):
         assert "type" in node, f"{path or '<root>'} has no type"
         assert not forbidden & node.keys(), f"{path} uses {forbidden & node.keys()}"
-        assert "additionalProperties" not in node, f"{path}: unknown fields are pruned, not declared"
+        if "additionalProperties" in node:  # a map: its values' schema, never beside properties
+            assert isinstance(node["additionalProperties"], dict), f"{path}: unknown fields are pruned"
+            assert "properties" not in node, f"{path}: a map declares no properties"
         assert "x-kubernetes-preserve-unknown-fields" not in node, f"{path} keeps unknown fields"
 
 
@@ -41,6 +45,8 @@ def test_every_string_and_list_is_bounded_so_that_cel_costs_stay_within_the_limi
             assert "maxLength" in node, f"{path} is an unbounded string"
         if node["type"] == "array":
             assert "maxItems" in node, f"{path} is an unbounded list"
+        if "additionalProperties" in node:
+            assert "maxProperties" in node, f"{path} is an unbounded map"
 
 
 def test_the_watchlist_is_a_set_of_upper_case_tickers_between_1_and_200() -> None:

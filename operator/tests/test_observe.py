@@ -142,7 +142,7 @@ def test_the_brokers_answer_stands_for_direct_topics_and_a_disabled_dashboard_is
 
 
 def test_a_refused_dashboard_ingress_fails_the_dashboard_even_when_its_deployment_is_fine() -> None:
-    p = pipeline()
+    p = pipeline(dashboard={"ingress": {"enabled": True, "host": "markets.example.com"}})
     names = names_for(p)
     children = results(p)
     ingress = next(r for r in children if r.manifest["kind"] == "Ingress")
@@ -166,3 +166,4 @@ def test_pods_are_grouped_by_their_component_label() -> None:
         "archive": ["c"],
         "": ["d"],
     }
+

@@ -150,8 +150,8 @@ def pipeline_checks(
     if spec.dashboard.enabled:
         dashboard = workload("dashboard")
         for kind in ("Service", "Ingress"):
-            r = by_name[(kind, names.dashboard_service)]
-            if r.error is not None:
+            r = by_name.get((kind, names.dashboard_service))
+            if r is not None and r.error is not None:
                 dashboard = Check.failed(
                     "ApplyFailed", f"{kind} {names.dashboard_service}: {r.error.message}"
                 )

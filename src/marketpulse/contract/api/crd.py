@@ -51,17 +51,20 @@ _KEY_ORDER = (
     "pattern",
     "minItems",
     "maxItems",
+    "maxProperties",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
     "items",
+    "additionalProperties",
     "required",
     "properties",
     "x-kubernetes-validations",
 )
 _RULE_KEY_ORDER = ("rule", "message", "fieldPath", "reason")
-# pydantic keys that carry nothing the API server needs (or forbids, like additionalProperties: false
-# beside properties); unknown fields are refused by pruning and kubectl's strict field validation.
-_DROPPED = {"title", "additionalProperties", "$defs"}
+# pydantic keys that carry nothing the API server needs; `additionalProperties: false` (beside
+# properties, which the API server forbids) is dropped too: unknown fields are refused by pruning and
+# kubectl's strict field validation. A schema there is a map's values and is kept.
+_DROPPED = {"title", "$defs"}
 
 
 class SchemaError(ValueError):
@@ -108,6 +111,13 @@ def structural(node: dict[str, Any], defs: dict[str, Any], where: str = "") -> d
             out[key] = [{k: entry[k] for k in _RULE_KEY_ORDER if k in entry} for entry in value]
         elif key == "items":
             out[key] = structural(value, defs, f"{where}[]")
+        elif key == "additionalProperties":
+            if isinstance(value, dict):
+                out[key] = structural(value, defs, f"{where}{{}}")
+            elif value is not False and where != ".metadata":  # metadata is the API server's
+                raise SchemaError(
+                    f"{where or '<root>'}: additionalProperties {value!r} has no structural form"
+                )
         elif key in _KEY_ORDER:
             out[key] = value
         else:

@@ -430,30 +430,113 @@ class DashboardTLS(ApiModel):
     secret_name: DnsSubdomain = Field(description="Secret of type kubernetes.io/tls with the certificate.")
 
 
-class DashboardSpec(ApiModel):
-    """The Streamlit dashboard, behind a Service and an Ingress."""
+# A leading `*.` passes the pattern so that the wildcard rule below can refuse it with a clear message.
+IngressHost = Annotated[
+    str, text(253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+]
+# A Kubernetes annotation key: an optional DNS-subdomain prefix and '/', then a name of at most 63
+# characters. The bounds are in the expression, as CEL cannot bound the length of a map key.
+ANNOTATION_KEY = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+MAX_INGRESS_ANNOTATIONS = 16
+AnnotationValue = Annotated[str, text(4096, min_length=0)]
 
-    enabled: Bool = Field(default=True, description="Run the dashboard.")
-    host: (
-        Annotated[
-            str,
-            text(253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
-        ]
-        | None
-    ) = Field(default=None, description="Host name of the Ingress rule; unset matches any host.")
-    ingress_class_name: DnsSubdomain | None = Field(
-        default=None, description="IngressClass; unset means the cluster default."
+
+class DashboardIngress(ApiModel):
+    """An Ingress in front of the dashboard's Service: off unless asked for, for one host of its own."""
+
+    enabled: Bool = Field(
+        default=False, description="Create the Ingress; without it the dashboard is only in the cluster."
     )
-    tls: DashboardTLS | None = Field(default=None, description="Serve the dashboard over TLS.")
+    host: IngressHost | None = Field(
+        default=None,
+        description=(
+            "Host name the Ingress serves, e.g. markets.example.com; required when enabled. "
+            "No wildcards; a host another StockPipeline holds is refused."
+        ),
+    )
+    class_name: DnsSubdomain | None = Field(
+        default=None, description="IngressClass of the Ingress; unset means the cluster default."
+    )
+    annotations: dict[str, AnnotationValue] = Field(
+        default={},  # a literal default, so the CRD states it and the API server applies it
+        max_length=MAX_INGRESS_ANNOTATIONS,
+        description=(
+            "Annotations of the Ingress, e.g. nginx.ingress.kubernetes.io/auth-url for an oauth2-proxy; "
+            f"at most {MAX_INGRESS_ANNOTATIONS}, values up to 4096 characters, no *-snippet annotations."
+        ),
+    )
+    tls: DashboardTLS | None = Field(default=None, description="Serve the host over TLS.")
+
+    @rule(
+        cel="!self.enabled || has(self.host)",
+        message=(
+            "dashboard.ingress.enabled needs dashboard.ingress.host: "
+            "the Ingress serves one host name of this pipeline, e.g. markets.example.com"
+        ),
+        field_path=".host",
+        reason="FieldValueRequired",
+    )
+    def _enabled_needs_host(self) -> bool:
+        return not self.enabled or self.host is not None
+
+    @rule(
+        cel="!has(self.host) || !self.host.startsWith('*')",
+        message=(
+            "dashboard.ingress.host must be one host name such as markets.example.com: "
+            "wildcard hosts (*.example.com) are refused, they would take the hosts of other pipelines"
+        ),
+        field_path=".host",
+        reason="FieldValueForbidden",
+    )
+    def _host_is_no_wildcard(self) -> bool:
+        return self.host is None or not self.host.startswith("*")
 
     @rule(
         cel="!has(self.tls) || has(self.host)",
-        message="dashboard.tls needs dashboard.host: a certificate is served for a host name",
+        message="dashboard.ingress.tls needs dashboard.ingress.host: a certificate is served for a host name",
         field_path=".host",
         reason="FieldValueRequired",
     )
     def _tls_needs_host(self) -> bool:
         return self.tls is None or self.host is not None
+
+    @rule(
+        cel=f"self.annotations.all(k, k.matches('{ANNOTATION_KEY}'))",
+        message=(
+            "dashboard.ingress.annotations keys must be annotation names: an optional DNS prefix and '/', "
+            "then up to 63 letters, digits, '-', '_' or '.', e.g. nginx.ingress.kubernetes.io/auth-url"
+        ),
+        field_path=".annotations",
+    )
+    def _annotation_keys_are_names(self) -> bool:
+        return all(re.fullmatch(ANNOTATION_KEY, key) for key in self.annotations)
+
+    @rule(
+        cel="self.annotations.all(k, !k.endsWith('-snippet'))",
+        message=(
+            "dashboard.ingress.annotations may not set *-snippet annotations (configuration-snippet, "
+            "server-snippet, ...): they inject raw configuration into the ingress controller every "
+            "tenant shares"
+        ),
+        field_path=".annotations",
+        reason="FieldValueForbidden",
+    )
+    def _no_snippet_annotations(self) -> bool:
+        return not any(key.endswith("-snippet") for key in self.annotations)
+
+
+class DashboardSpec(ApiModel):
+    """The Streamlit dashboard: a Deployment and a ClusterIP Service, and an Ingress only when asked for."""
+
+    enabled: Bool = Field(default=True, description="Run the dashboard Deployment and its ClusterIP Service.")
+    ingress: DashboardIngress = optional_object(
+        DashboardIngress, "Expose the dashboard outside the cluster through an Ingress; off by default."
+    )
+
+    @property
+    def ingress_enabled(self) -> bool:
+        """The Ingress is wanted: the dashboard runs and its Ingress is enabled."""
+        return self.enabled and self.ingress.enabled
 
 
 class PriceMoveRule(ApiModel):

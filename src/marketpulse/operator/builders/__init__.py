@@ -35,7 +35,8 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
 
     Volumes first so that a workload never waits on a claim that does not exist yet; KafkaTopics
     and the KafkaUser only with the strimzi backend and where the cluster serves those kinds;
-    monitoring only where the Prometheus Operator's kinds are served.
+    the dashboard's Ingress only when asked for; monitoring only where the Prometheus
+    Operator's kinds are served.
     """
     spec, caps = pipeline.spec, ctx.capabilities
     children: list[Manifest] = []
@@ -47,7 +48,9 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
         children.append(build_warehouse_pvc(spec, ctx))
     children += [build_workload(w, spec, ctx) for w in render_workloads(spec, ctx.names, ctx.platform)]
     if spec.dashboard.enabled:
-        children += [build_dashboard_service(ctx), build_dashboard_ingress(spec, ctx)]
+        children.append(build_dashboard_service(ctx))
+    if spec.dashboard.ingress_enabled:
+        children.append(build_dashboard_ingress(spec, ctx))
     if caps.service_monitor:
         children += [build_metrics_service(ctx), build_pipeline_servicemonitor(ctx)]
     if caps.prometheus_rule:

@@ -25,39 +25,39 @@ def build_dashboard_service(ctx: BuildContext) -> dict[str, Any]:
 
 
 def build_dashboard_ingress(spec: StockPipelineSpec, ctx: BuildContext) -> dict[str, Any]:
-    names, dashboard = ctx.names, spec.dashboard
-    rule: dict[str, Any] = {
-        "http": {
-            "paths": [
-                {
-                    "path": "/",
-                    "pathType": "Prefix",
-                    "backend": {"service": {"name": names.dashboard_service, "port": {"name": "http"}}},
-                }
-            ]
-        }
+    """The Ingress of `spec.dashboard.ingress` (only rendered when it is enabled, with its host)."""
+    names, ingress = ctx.names, spec.dashboard.ingress
+    backend = {"service": {"name": names.dashboard_service, "port": {"name": "http"}}}
+    rule = {
+        "host": ingress.host,
+        "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
     }
-    if dashboard.host:
-        rule = {"host": dashboard.host, **rule}
     ingress_spec: dict[str, Any] = {"rules": [rule]}
-    if dashboard.ingress_class_name:
-        ingress_spec["ingressClassName"] = dashboard.ingress_class_name
-    if dashboard.tls is not None and dashboard.host:
-        ingress_spec["tls"] = [{"hosts": [dashboard.host], "secretName": dashboard.tls.secret_name}]
+    if ingress.class_name:
+        ingress_spec["ingressClassName"] = ingress.class_name
+    if ingress.tls is not None:
+        ingress_spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls.secret_name}]
+    metadata = object_meta(names.dashboard_service, ctx, "dashboard")
+    if ingress.annotations:
+        metadata["annotations"] = dict(sorted(ingress.annotations.items()))
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": object_meta(names.dashboard_service, ctx, "dashboard"),
+        "metadata": metadata,
         "spec": ingress_spec,
     }
 
 
-def dashboard_url(spec: StockPipelineSpec, ctx: BuildContext) -> str | None:
-    """Where users open the dashboard: the Ingress host, else the in-cluster Service."""
-    if not spec.dashboard.enabled:
+def dashboard_url(spec: StockPipelineSpec, ctx: BuildContext, *, ingress: bool | None = None) -> str | None:
+    """Where users open the dashboard: the Ingress host, else the in-cluster Service.
+
+    `ingress`: whether the Ingress is in place (False when its host is held by another pipeline);
+    unset means as the spec asks."""
+    dashboard = spec.dashboard
+    if not dashboard.enabled:
         return None
-    if spec.dashboard.host:
-        scheme = "https" if spec.dashboard.tls is not None else "http"
-        return f"{scheme}://{spec.dashboard.host}/"
+    if (dashboard.ingress_enabled if ingress is None else ingress) and dashboard.ingress.host:
+        scheme = "https" if dashboard.ingress.tls is not None else "http"
+        return f"{scheme}://{dashboard.ingress.host}/"
     names = ctx.names
     return f"http://{names.dashboard_service}.{names.namespace}.svc:{SERVICE_PORT}/"
