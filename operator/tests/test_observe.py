@@ -167,3 +167,20 @@ def test_pods_are_grouped_by_their_component_label() -> None:
         "": ["d"],
     }
 
+
+def test_a_dashboard_host_held_by_another_pipeline_fails_the_dashboard_with_the_reason_given() -> None:
+    p = pipeline(dashboard={"ingress": {"enabled": True, "host": "markets.example.com"}})
+    children = [r for r in results(p) if r.manifest["kind"] != "Ingress"]
+    why = "spec.dashboard.ingress.host markets.example.com is held by StockPipeline other/first"
+    checks = pipeline_checks(
+        p.spec,
+        names_for(p),
+        children,
+        STRIMZI,
+        direct_topics=None,
+        bucket=BUCKET_READY,
+        pods=None,
+        secrets=(),
+        host_conflict=why,
+    )
+    assert checks["Dashboard"] == Check.failed("HostConflict", why)

@@ -41,18 +41,27 @@ async def sync_child(kube: KubeApi, desired: Manifest, *, fresh: bool) -> ChildR
     return result
 
 
-async def prune(kube: KubeApi, names: PipelineNames, uid: str, desired: list[Manifest]) -> list[str]:
-    """Delete the pipeline's children of a prunable kind that `desired` no longer holds."""
+INGRESS = ("networking.k8s.io/v1", "Ingress")
+
+
+async def prune(
+    kube: KubeApi,
+    names: PipelineNames,
+    uid: str,
+    desired: list[Manifest],
+    kinds: tuple[tuple[str, str], ...] = PRUNABLE,
+) -> list[str]:
+    """Delete the pipeline's children of a prunable kind (of `kinds`) that `desired` no longer holds."""
     keep = {(m["kind"], m["metadata"]["name"]) for m in desired}
     listed = await asyncio.gather(
         *(
             kube.list_objects(api_version, kind, names.namespace, names.owned_selector)
-            for api_version, kind in PRUNABLE
+            for api_version, kind in kinds
         )
     )
     stale = [
         Ref(api_version, kind, names.namespace, item["metadata"]["name"])
-        for (api_version, kind), items in zip(PRUNABLE, listed, strict=True)
+        for (api_version, kind), items in zip(kinds, listed, strict=True)
         for item in items
         if (kind, item["metadata"]["name"]) not in keep
         and any(o.get("uid") == uid for o in item["metadata"].get("ownerReferences", []))

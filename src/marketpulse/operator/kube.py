@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,21 @@ class KubeApi:
             "GET", object_path(api_version, kind, namespace), query=[("labelSelector", selector)]
         )
         return list((found or {}).get("items", []))
+
+    async def iter_objects(
+        self, api_version: str, kind: str, namespace: str, *, page: int = 200
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of `kind` (in every namespace when `namespace` is ""), `page` at a time, so
+        that a large listing is never held whole."""
+        token = ""
+        while True:
+            query = [("limit", str(page))] + ([("continue", token)] if token else [])
+            found = await self._run("GET", object_path(api_version, kind, namespace), query=query) or {}
+            for item in found.get("items", []):
+                yield item
+            token = str((found.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply as the operator's field manager, taking over conflicting fields."""

@@ -117,10 +117,12 @@ def pipeline_checks(
     bucket: Check,
     pods: Pods | None,
     secrets: Collection[str],
+    host_conflict: str | None = None,
 ) -> dict[str, Check]:
     """One check per concern. `direct_topics`: the broker's answer with the direct backend (None
     with strimzi, whose KafkaTopics say it). `pods`: None when they were not observed (just created,
-    or the list failed), so the workloads' checks stand alone. `secrets`: values no message may show."""
+    or the list failed), so the workloads' checks stand alone. `secrets`: values no message may show.
+    `host_conflict`: why the Ingress was left out (its host is another pipeline's), if it was."""
     by_name: Mapping[tuple[str, str], ChildResult] = {
         (r.manifest["kind"], r.manifest["metadata"]["name"]): r for r in results
     }
@@ -155,6 +157,8 @@ def pipeline_checks(
                 dashboard = Check.failed(
                     "ApplyFailed", f"{kind} {names.dashboard_service}: {r.error.message}"
                 )
+        if host_conflict is not None:
+            dashboard = Check.failed("HostConflict", host_conflict)
         checks["Dashboard"] = dashboard
     else:
         checks["Dashboard"] = Check.ok("Disabled", "spec.dashboard.enabled is false")

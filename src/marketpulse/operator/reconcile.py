@@ -19,6 +19,7 @@ from marketpulse.contract.workloads import PipelineNames
 from marketpulse.operator import children
 from marketpulse.operator.builders import Manifest, dashboard_url, render_children
 from marketpulse.operator.diff import with_hash
+from marketpulse.operator.hosts import claim_of, conflict_message
 from marketpulse.operator.kube import KubeError
 from marketpulse.operator.observe import ChildResult, Pods, by_component, pipeline_checks
 from marketpulse.operator.policy import endpoint_refusals, replay_refusal
@@ -106,8 +107,13 @@ async def reconcile(
     if refused:
         observed = Observed(checks={}, now=_now(), previous=previous, refused="; ".join(refused))
         return Outcome(observed, refused=refused)
+    uid = str(meta.get("uid", ""))
+    claim = claim_of(body) if spec.dashboard.ingress_enabled else None
     # The bucket first: workloads must never start against a bucket that is not the pipeline's.
-    bucket_check = await ensure_bucket(runtime, pipeline, names, logger)
+    bucket_check, holder = await asyncio.gather(
+        ensure_bucket(runtime, pipeline, names, logger),
+        _nothing() if claim is None else runtime.host_claims.holder(claim, uid),
+    )
     if bucket_check.check.reason in _REFUSED_BUCKET:
         message = bucket_check.check.message
         observed = Observed(
@@ -115,14 +121,18 @@ async def reconcile(
         )
         return Outcome(observed, refused=[message])
     desired = render_children(pipeline, ctx)
+    if holder is not None:
+        # The host is another pipeline's: no Ingress, and one that this pipeline had goes.
+        desired = [m for m in desired if m["kind"] != "Ingress"]
     adopt(desired)
     desired = [with_hash(m) for m in desired]
 
     direct = spec.kafka.topic_backend == "direct"
     kube = runtime.kube
+    prune_kinds = children.PRUNABLE if prune else (children.INGRESS,) if holder is not None else ()
     child_results, prunes, topic_check, listed_pods = await asyncio.gather(
         asyncio.gather(*(children.sync_child(kube, m, fresh=fresh) for m in desired)),
-        _nothing() if fresh or not prune else children.prune(kube, names, meta.get("uid", ""), desired),
+        _nothing() if fresh or not prune_kinds else children.prune(kube, names, uid, desired, prune_kinds),
         ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
         # A pipeline just created has no pods yet.
         _nothing() if fresh else children.list_pods(kube, names),
@@ -168,6 +178,7 @@ async def reconcile(
         bucket=bucket_check.check,
         pods=pods,
         secrets=(runtime.settings.s3_secret_key, *bucket_check.secrets),
+        host_conflict=None if claim is None or holder is None else conflict_message(claim, holder),
     )
     transient += [f"{name}: {c.message}" for name, c in checks.items() if c.reason in _TRANSIENT_REASONS]
     freshness = bucket_check.freshness
@@ -181,7 +192,7 @@ async def reconcile(
         topics=list(names.topics),
         # Recorded only once it is the pipeline's: a later reconcile trusts the recorded name.
         bucket=names.bucket if bucket_check.usable else None,
-        dashboard_url=dashboard_url(spec, ctx),
+        dashboard_url=dashboard_url(spec, ctx, ingress=spec.dashboard.ingress_enabled and holder is None),
         freshness=freshness,
     )
     applied = [f"{r.manifest['kind']}/{r.manifest['metadata']['name']}" for r in results if r.applied]

@@ -20,6 +20,7 @@ from marketpulse.contract.workloads import names_for
 from marketpulse.operator.backends import topics
 from marketpulse.operator.builders import BuildContext, Capabilities
 from marketpulse.operator.debounce import Debouncer
+from marketpulse.operator.hosts import HostClaims
 from marketpulse.operator.kube import KubeApi
 from marketpulse.operator.metrics import PhaseBook
 from marketpulse.operator.settings import OperatorSettings
@@ -39,6 +40,14 @@ class Runtime:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="sdk"))
     admins: dict[str, AdminClient] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _host_claims: HostClaims | None = None
+
+    @property
+    def host_claims(self) -> HostClaims:
+        """Who holds which dashboard host; made on first use, inside the event loop it locks in."""
+        if self._host_claims is None:
+            self._host_claims = HostClaims(self.kube)
+        return self._host_claims
 
     async def blocking(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
