@@ -20,31 +20,27 @@ def entrypoint() -> Path:
     return Path(spec.origin)
 
 
+# Streamlit's options for a dashboard that visitors see. "none", not the legacy `false`: since
+# Streamlit 1.5x `false` means "stacktrace", which still shows the traceback in the browser; "none"
+# shows a generic message and leaves the details to the log.
+STREAMLIT_OPTIONS = {
+    "server.headless": "true",
+    # Installed code does not change under a running pod: no file watcher, no rerun-on-save.
+    "server.fileWatcherType": "none",
+    "server.runOnSave": "false",
+    "browser.gatherUsageStats": "false",
+    "global.developmentMode": "false",
+    "client.toolbarMode": "viewer",
+    # A visitor never sees a traceback, an exception's message or its type: they may name files,
+    # hosts or queries. The pages show their own messages for the problems they expect.
+    "client.showErrorDetails": "none",
+}
+
+
 def streamlit_argv(script: Path, address: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.address",
-        address,
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        # Installed code does not change under a running pod: no file watcher, no rerun-on-save.
-        "--server.fileWatcherType",
-        "none",
-        "--server.runOnSave",
-        "false",
-        "--browser.gatherUsageStats",
-        "false",
-        "--global.developmentMode",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
-    ]
+    options = {"server.address": address, "server.port": str(port), **STREAMLIT_OPTIONS}
+    flags = [part for key, value in options.items() for part in (f"--{key}", value)]
+    return [sys.executable, "-m", "streamlit", "run", str(script), *flags]
 
 
 def dashboard() -> None:
