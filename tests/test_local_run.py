@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,7 @@ from marketpulse_dev.localenv.s3 import S3Server
 SAMPLES = Path(__file__).parents[1] / "operator" / "config" / "samples"
 DEMO = SAMPLES / "stockpipeline-local-demo.yaml"
 MARKETPULSE = str(Path(sys.executable).parent / "marketpulse")
-LOCAL_ONLY = {"MARKETPULSE_LOG_LEVEL", "MARKETPULSE_DASHBOARD_ADDRESS"}
+LOCAL_ONLY = {"MARKETPULSE_LOG_LEVEL"}
 
 
 def operator_containers(sample: Path, s3_endpoint: str) -> dict[str, dict[str, object]]:
@@ -72,6 +73,85 @@ def test_the_local_executor_runs_the_same_commands_and_environment_as_the_operat
         for name, entry in operator_env.items():
             if "value" in entry and name not in PLATFORM_BOUND:
                 assert env[name] == entry["value"], f"{component}: {name}"
+
+
+def test_every_workload_of_a_local_run_listens_on_loopback_and_the_operator_sets_the_pod_address(
+    tmp_path: Path,
+) -> None:
+    pipeline = load_pipeline(DEMO)
+    run = LocalRun(pipeline, tmp_path, printer=lambda *_: None)
+    run.kafka = KafkaServer(tmp_path / "kafka", port=19092)
+    run.s3 = S3Server(tmp_path / "s3", port=17070, secret_key="local-secret")
+    local = {w.component: run.environment(w) for w in run.workloads()}
+    pods = operator_containers(DEMO, run.s3.endpoint)
+
+    for component, env in local.items():
+        pod_env = {e["name"]: e.get("value") for e in pods[component]["env"]}  # type: ignore[attr-defined]
+        assert env["MARKETPULSE_METRICS_HOST"] == "127.0.0.1", component
+        assert pod_env["MARKETPULSE_METRICS_HOST"] == "0.0.0.0", component
+    assert local["dashboard"]["MARKETPULSE_DASHBOARD_ADDRESS"] == "127.0.0.1"
+    pod_env = {e["name"]: e.get("value") for e in pods["dashboard"]["env"]}  # type: ignore[attr-defined]
+    assert pod_env["MARKETPULSE_DASHBOARD_ADDRESS"] == "0.0.0.0"
+
+
+def test_a_workload_told_nothing_binds_its_metrics_and_the_dashboard_to_loopback() -> None:
+    from marketpulse.contract.settings.common import CommonSettings
+    from marketpulse.contract.settings.dashboard import DashboardSettings
+    from marketpulse.runtime.http import serve_metrics_and_health
+
+    assert CommonSettings().metrics_host == "127.0.0.1"
+    assert DashboardSettings().dashboard_address == "127.0.0.1"
+    server = serve_metrics_and_health(0, healthy=lambda: True)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _tcp_listeners(pids: set[int]) -> set[tuple[IPv4Address | IPv6Address, int]]:
+    """The (address, port) pairs `pids` listen on over TCP, IPv4 and IPv6, read from /proc."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found: set[tuple[IPv4Address | IPv6Address, int]] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+                packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add((ip_address(packed), int(port, 16)))
+    return found
+
+
+def _loopback(address: IPv4Address | IPv6Address) -> bool:
+    mapped = address.ipv4_mapped if isinstance(address, IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(text.rsplit(")", 1)[1].split()[1])
+    found, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in found]
+        found.update(children)
+        frontier.extend(children)
+    return found
 
 
 def test_secrets_resolve_from_named_environment_variables_and_missing_ones_say_which() -> None:
@@ -189,6 +269,10 @@ def test_the_demo_serves_gold_for_every_symbol_on_the_dashboard_and_stops_cleanl
             ).stdout.split()
         ]
         assert children, "the demo's servers run with the data directory in their arguments"
+        listening = _tcp_listeners(_descendants(demo.pid))
+        assert (IPv4Address("127.0.0.1"), port) in listening
+        assert len(listening) >= 6, listening  # the dashboard, four metrics endpoints, Kafka, S3
+        assert {(str(a), p) for a, p in listening if not _loopback(a)} == set()
     finally:
         demo.send_signal(signal.SIGINT)
         code = demo.wait(timeout=120)

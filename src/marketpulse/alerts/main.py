@@ -72,7 +72,7 @@ def run_alerts(settings: AlertsSettings, shutdown: Shutdown) -> int:
     )
     webhook = WebhookSender(settings.alerts_webhook_url)
     if settings.metrics_port:
-        serve_metrics_and_health(settings.metrics_port, healthy=lambda: True)
+        serve_metrics_and_health(settings.metrics_port, healthy=lambda: True, host=settings.metrics_host)
     consumer.subscribe(
         [settings.resolved_ticks_topic],
         on_assign=lambda _, parts: log.info(

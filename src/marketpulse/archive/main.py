@@ -363,7 +363,7 @@ class Archiver:
 def run_archive(settings: ArchiveSettings, store: ObjectStore, shutdown: Shutdown) -> int:
     archiver = Archiver(settings, store, shutdown)
     if settings.metrics_port:
-        serve_metrics_and_health(settings.metrics_port, healthy=lambda: True)
+        serve_metrics_and_health(settings.metrics_port, healthy=lambda: True, host=settings.metrics_host)
     archiver.run()
     return 0
 

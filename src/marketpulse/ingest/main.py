@@ -98,7 +98,9 @@ def run_ingest(settings: IngestSettings, shutdown: Shutdown) -> int:
     )
     if settings.metrics_port:
         serve_metrics_and_health(
-            settings.metrics_port, healthy=lambda: producer.failed == 0 or producer.acked > 0
+            settings.metrics_port,
+            healthy=lambda: producer.failed == 0 or producer.acked > 0,
+            host=settings.metrics_host,
         )
     # A replay paces itself by event time; the synthetic source is paced to its target rate here.
     pacer = Pacer(settings.synthetic_rate if settings.source == "synthetic" else 0)

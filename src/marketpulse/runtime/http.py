@@ -13,9 +13,10 @@ def serve_metrics_and_health(
     port: int,
     healthy: Callable[[], bool],
     registry: CollectorRegistry = REGISTRY,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
 ) -> ThreadingHTTPServer:
-    """Serve in a daemon thread; returns the server (its `server_port` is the bound port, for port 0)."""
+    """Serve in a daemon thread on `host` (a workload passes its `metrics_host` setting: 0.0.0.0 in
+    pods); returns the server (its `server_port` is the bound port, for port 0)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

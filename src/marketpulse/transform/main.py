@@ -137,7 +137,9 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
     warehouse = warehouse_for(settings)
     last_ok = [True]
     if settings.metrics_port:
-        serve_metrics_and_health(settings.metrics_port, healthy=lambda: last_ok[0])
+        serve_metrics_and_health(
+            settings.metrics_port, healthy=lambda: last_ok[0], host=settings.metrics_host
+        )
     last_build: float | None = None
     # Whether silver and gold reflect every loaded row (the last cycle's dbt succeeded).
     settled = False

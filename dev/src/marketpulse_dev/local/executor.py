@@ -44,10 +44,13 @@ PLATFORM_BOUND = frozenset(
         "S3_ENDPOINT",
         "MARKETPULSE_DUCKDB_PATH",
         "MARKETPULSE_METRICS_PORT",
+        "MARKETPULSE_METRICS_HOST",
         "MARKETPULSE_DASHBOARD_PORT",
+        "MARKETPULSE_DASHBOARD_ADDRESS",
         "SNOWFLAKE_PRIVATE_KEY_PATH",
     }
 )
+LOCAL_BIND_ADDRESS = "127.0.0.1"
 LOCAL_S3_SECRET = "marketpulse-s3"  # noqa: S105 - the name of the Secret the local platform provides
 
 
@@ -166,6 +169,8 @@ class LocalRun:
         env |= {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "MARKETPULSE_METRICS_PORT": str(port),
+            # Every listener of a local run is reachable from this machine only.
+            "MARKETPULSE_METRICS_HOST": LOCAL_BIND_ADDRESS,
             "MARKETPULSE_LOG_LEVEL": "INFO",
         }
         if "S3_ENDPOINT" in env:
@@ -174,7 +179,7 @@ class LocalRun:
             env["MARKETPULSE_DUCKDB_PATH"] = str(self.warehouse_path)
         if "MARKETPULSE_DASHBOARD_PORT" in env:
             env["MARKETPULSE_DASHBOARD_PORT"] = str(self.dashboard_port)
-            env["MARKETPULSE_DASHBOARD_ADDRESS"] = "127.0.0.1"
+            env["MARKETPULSE_DASHBOARD_ADDRESS"] = LOCAL_BIND_ADDRESS
         return env | self.extra_env
 
     def supervised(

@@ -39,6 +39,9 @@ class CommonSettings(BaseSettings):
     dlq_topic: str = ""
     watchlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_port: int = Field(9102, ge=0, le=65535)
+    # Loopback unless told otherwise: on a laptop nothing but this machine reaches /metrics. The
+    # renderer sets 0.0.0.0 for pods, where Prometheus scrapes the pod's address.
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
 
     @field_validator("watchlist", mode="before")

@@ -19,7 +19,8 @@ class DashboardSettings(CommonSettings, S3Settings, WarehouseSettings):
 
     gold_schema: str = "gold"
 
-    dashboard_address: str = "0.0.0.0"
+    # Loopback unless told otherwise (`marketpulse run`, a laptop); the renderer sets 0.0.0.0 for pods.
+    dashboard_address: str = "127.0.0.1"
     dashboard_port: int = Field(8501, ge=1, le=65535)
     # The archive rewrites latest/quotes.json about every 2 s.
     dashboard_quotes_refresh_seconds: float = Field(2.0, gt=0)

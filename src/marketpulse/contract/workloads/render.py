@@ -23,6 +23,7 @@ from marketpulse.contract.workloads.model import EnvVar, Port, Resources, Secret
 from marketpulse.contract.workloads.names import PipelineNames
 
 METRICS_PORT = 9102
+POD_BIND_ADDRESS = "0.0.0.0"  # a pod has its own network namespace, reached through its Service
 DASHBOARD_PORT = 8501
 WAREHOUSE_DIR = "/var/lib/marketpulse/warehouse"
 DUCKDB_FILE = "marketpulse.duckdb"
@@ -82,6 +83,9 @@ def common_env(spec: StockPipelineSpec, names: PipelineNames) -> list[EnvVar]:
         # The watchlist is part of every pod template, so changing it rolls the workloads.
         EnvVar(variable(CommonSettings, "watchlist"), ",".join(spec.watchlist)),
         EnvVar(variable(CommonSettings, "metrics_port"), str(METRICS_PORT)),
+        # In a pod the listeners face the pod network (Prometheus scrapes the pod's address); the
+        # settings' default, for a process on a laptop, is loopback.
+        EnvVar(variable(CommonSettings, "metrics_host"), POD_BIND_ADDRESS),
     ]
     if spec.kafka.authentication == "scram-sha-512":
         # Strimzi's User Operator writes the generated password into a Secret named after the user.
@@ -277,7 +281,10 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
                     common
                     + s3
                     + dashboard_wh
-                    + [EnvVar(variable(DashboardSettings, "dashboard_port"), str(DASHBOARD_PORT))]
+                    + [
+                        EnvVar(variable(DashboardSettings, "dashboard_address"), POD_BIND_ADDRESS),
+                        EnvVar(variable(DashboardSettings, "dashboard_port"), str(DASHBOARD_PORT)),
+                    ]
                 ),
                 ports=(Port("http", DASHBOARD_PORT), _METRICS),
                 resources=Resources("250m", "512Mi", "1Gi"),
