@@ -18,7 +18,14 @@ import yaml
 from marketpulse.contract.workloads import Platform, SecretRef, names_for
 from marketpulse.operator.builders import render_children
 from marketpulse.operator.builders.context import BuildContext
-from marketpulse_dev.local.executor import PLATFORM_BOUND, LocalRun, schedule_seconds
+from marketpulse_dev.local.executor import (
+    DATA_MARKER,
+    PLATFORM_BOUND,
+    LocalRun,
+    prepare_data_dir,
+    reset_data_dir,
+    schedule_seconds,
+)
 from marketpulse_dev.local.pipeline_file import PipelineFileError, load_pipeline
 from marketpulse_dev.local.secrets import LocalSecrets, MissingSecretError, secret_env_name
 from marketpulse_dev.localenv.kafka import KafkaServer
@@ -152,6 +159,47 @@ def _descendants(root: int) -> set[int]:
         found.update(children)
         frontier.extend(children)
     return found
+
+
+def test_fresh_refuses_to_delete_a_directory_marketpulse_did_not_create(tmp_path: Path) -> None:
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter-1.tex").write_text("months of work")
+
+    result = subprocess.run(
+        [MARKETPULSE, "run", "-f", str(DEMO), "--fresh", "--data-dir", str(mine), "--dashboard-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert result.returncode != 0
+    assert f"--fresh would delete {mine}, which MarketPulse did not create" in " ".join(result.stdout.split())
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (mine / "chapter-1.tex").read_text() == "months of work"
+
+
+def test_fresh_deletes_a_data_directory_that_marketpulse_created(tmp_path: Path) -> None:
+    created = prepare_data_dir(tmp_path / "data")
+    (created / "kafka").mkdir()
+    assert (created / DATA_MARKER).is_file()
+
+    reset_data_dir(created)
+
+    assert not created.exists()
+    reset_data_dir(created)  # nothing there: nothing to do
+    assert prepare_data_dir(tmp_path / "data") == created  # a new one gets the marker again
+    assert (created / DATA_MARKER).is_file()
+
+
+def test_a_directory_that_already_holds_files_gets_no_marker(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+
+    prepare_data_dir(tmp_path)
+
+    assert not (tmp_path / DATA_MARKER).exists()
 
 
 def test_secrets_resolve_from_named_environment_variables_and_missing_ones_say_which() -> None:

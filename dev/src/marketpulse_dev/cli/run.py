@@ -58,7 +58,13 @@ def run(
         int, typer.Option(min=1, help="With --ticks: trading days the ticks are spread over.")
     ] = 5,
     data_dir: Annotated[Path | None, typer.Option(help="Default: .marketpulse/data/<pipeline name>.")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start from empty Kafka, S3 and warehouse.")] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start from empty Kafka, S3 and warehouse (deletes the data directory, only one it made).",
+        ),
+    ] = False,
     dashboard_port: Annotated[int, typer.Option(help="Where the dashboard listens (127.0.0.1).")] = 8501,
     status_every: Annotated[float, typer.Option(help="Seconds between status lines.")] = 5.0,
     source: Annotated[

@@ -51,6 +51,8 @@ PLATFORM_BOUND = frozenset(
     }
 )
 LOCAL_BIND_ADDRESS = "127.0.0.1"
+# In every data directory `marketpulse run` creates; `--fresh` deletes no directory without it.
+DATA_MARKER = ".marketpulse-data"
 LOCAL_S3_SECRET = "marketpulse-s3"  # noqa: S105 - the name of the Secret the local platform provides
 
 
@@ -108,8 +110,7 @@ class LocalRun:
 
     # -- infrastructure -------------------------------------------------------------------------
     def start_infrastructure(self) -> None:
-        self.data_dir = self.data_dir.resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = prepare_data_dir(self.data_dir)
         self.kafka = KafkaServer(self.data_dir / "kafka").start()
         self.s3 = S3Server(self.data_dir / "s3").start()
         self.provision()
@@ -301,9 +302,31 @@ def ensure_port_free(port: int, option: str) -> None:
         raise LocalRunError(f"port {port} is already in use; stop what listens there or pass {option} <port>")
 
 
+def prepare_data_dir(path: Path) -> Path:
+    """The data directory, resolved; one that MarketPulse creates (or finds empty) gets the marker
+    that later allows `--fresh` to delete it. A directory already holding other files gets none."""
+    path = path.resolve()
+    if not path.exists() or not any(path.iterdir()):
+        path.mkdir(parents=True, exist_ok=True)
+        (path / DATA_MARKER).write_text(
+            "Created by `marketpulse run`: `marketpulse run --fresh` deletes this directory.\n"
+        )
+    return path
+
+
 def reset_data_dir(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+    """`--fresh`: delete a data directory MarketPulse created, and nothing else (a mistyped
+    --data-dir must not cost anyone their files)."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise LocalRunError(f"--data-dir {path} is not a directory; --fresh deletes only data directories")
+    if any(path.iterdir()) and not (path / DATA_MARKER).is_file():
+        raise LocalRunError(
+            f"--fresh would delete {path}, which MarketPulse did not create (there is no {DATA_MARKER} "
+            "in it); nothing was deleted. Pass a --data-dir that `marketpulse run` made, or a new one"
+        )
+    shutil.rmtree(path)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
