@@ -202,6 +202,31 @@ def test_a_directory_that_already_holds_files_gets_no_marker(tmp_path: Path) -> 
     assert not (tmp_path / DATA_MARKER).exists()
 
 
+def test_the_snowflake_key_file_of_a_local_run_is_this_users_only_and_gone_when_the_run_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = load_pipeline(SAMPLES / "stockpipeline-finnhub-snowflake.yaml")
+    run = LocalRun(pipeline, tmp_path, printer=lambda *_: None)
+    run.kafka = KafkaServer(tmp_path / "kafka", port=19092)
+    run.s3 = S3Server(tmp_path / "s3", port=17070, secret_key="local-secret")
+    for workload in run.workloads():
+        for var in workload.env:
+            if var.secret is not None and var.secret.name != "marketpulse-s3":
+                monkeypatch.setenv(secret_env_name(var.secret), "value")
+        for secret_file in workload.secret_files:
+            monkeypatch.setenv(secret_env_name(secret_file.secret), "-----BEGIN PRIVATE KEY-----")
+    transform = next(w for w in run.workloads() if w.component == "transform")
+
+    key = Path(run.environment(transform)["SNOWFLAKE_PRIVATE_KEY_PATH"])
+
+    assert key.read_text() == "-----BEGIN PRIVATE KEY-----"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.parent.stat().st_mode & 0o777 == 0o700
+    run.kafka = run.s3 = None  # never started
+    run.stop()
+    assert not key.parent.exists()
+
+
 def test_secrets_resolve_from_named_environment_variables_and_missing_ones_say_which() -> None:
     ref = SecretRef("finnhub", "api-key")
     assert secret_env_name(ref) == "MARKETPULSE_SECRET_FINNHUB_API_KEY"

@@ -147,3 +147,47 @@ def test_a_free_port_lies_below_the_ephemeral_range_so_no_outgoing_connection_ta
     assert all(10000 <= port < low for port in ports), ports
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports.pop()))
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_dev_env_and_the_stack_state_are_written_for_this_user_only_and_removed_when_nothing_runs(
+    tmp_path: Path,
+) -> None:
+    stack = DevStack(tmp_path)
+    stack.env_file.write_text("export OLD=1\n")
+    stack.env_file.chmod(0o644)  # left by an earlier version
+    state = {"s3": {"pids": [], "settings": {"S3_SECRET_KEY": "s3cr3t"}}}
+
+    stack.save(state)
+
+    assert _mode(stack.env_file) == 0o600
+    assert _mode(stack.state_file) == 0o600
+    assert "export S3_SECRET_KEY=s3cr3t" in stack.env_file.read_text()
+    assert not list(tmp_path.glob(".dev.env.*")), "no partial file is left behind"
+    stack.save({})
+    assert not stack.env_file.exists()
+
+
+def test_a_private_file_is_created_with_mode_0600_not_narrowed_afterwards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from marketpulse_dev.localenv import files
+
+    modes: list[int] = []
+    real_open = os.open
+
+    def recording_open(path: str | os.PathLike[str], flags: int, mode: int = 0o777) -> int:
+        modes.append(mode)
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(files.os, "open", recording_open)
+    monkeypatch.setattr(files.os, "chmod", lambda *_: pytest.fail("chmod after writing"))
+    files.write_private(tmp_path / "key.p8", "-----BEGIN PRIVATE KEY-----")
+
+    assert modes == [0o600]
+    assert _mode(tmp_path / "key.p8") == 0o600

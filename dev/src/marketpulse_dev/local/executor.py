@@ -32,6 +32,7 @@ from marketpulse.storage import S3ObjectStore
 from marketpulse.storage.s3 import minio_client
 from marketpulse_dev.local.secrets import LocalSecrets
 from marketpulse_dev.local.supervisor import Printer, Supervised
+from marketpulse_dev.localenv.files import write_private
 from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.process import free_port, port_is_open
 from marketpulse_dev.localenv.s3 import S3Server
@@ -87,6 +88,11 @@ class LocalRun:
     @property
     def names(self) -> PipelineNames:
         return names_for(self.pipeline)
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Where the Secret files of the workloads (the Snowflake key) are, while they run."""
+        return self.data_dir / "secrets"
 
     @property
     def warehouse_path(self) -> Path:
@@ -161,10 +167,9 @@ class LocalRun:
             elif var.value is not None:
                 env[var.name] = var.value
         for secret_file in workload.secret_files:
-            path = self.data_dir / "secrets" / secret_file.file_name
+            path = self.secrets_dir / secret_file.file_name
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.resolve(secret_file.secret, needed_by=workload.component))
-            path.chmod(0o600)
+            write_private(path, secrets.resolve(secret_file.secret, needed_by=workload.component))
             env |= {k: str(path) for k, v in env.items() if v == secret_file.path}
         port = self.metrics_ports.setdefault(workload.component, free_port())
         env |= {
@@ -295,6 +300,8 @@ class LocalRun:
         for server in (self.s3, self.kafka):
             if server is not None:
                 server.stop()
+        # The workloads that read them have stopped; the next run writes them again.
+        shutil.rmtree(self.secrets_dir, ignore_errors=True)
 
 
 def ensure_port_free(port: int, option: str) -> None:

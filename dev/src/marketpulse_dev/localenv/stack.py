@@ -19,6 +19,7 @@ import orjson
 
 from marketpulse_dev.localenv import node_network
 from marketpulse_dev.localenv.errors import ComponentError
+from marketpulse_dev.localenv.files import write_private
 from marketpulse_dev.localenv.gobuild import GoBuild, ensure_built
 from marketpulse_dev.localenv.helm import HELM, ensure_helm
 from marketpulse_dev.localenv.kafka import KafkaServer, ensure_kafka
@@ -208,7 +209,8 @@ class DevStack:
 
     def save(self, state: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        # Both hold the components' connection settings, S3 keys included: this user's only.
+        write_private(self.state_file, orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         self.write_env(state)
 
     def write_env(self, state: dict[str, Any]) -> None:
@@ -218,7 +220,11 @@ class DevStack:
         for name in COMPONENTS:
             for key, value in state.get(name, {}).get("settings", {}).items():
                 lines.append(f"export {key}={shlex.quote(value)}")
-        self.env_file.write_text("\n".join(lines) + "\n")
+        if not any(name in state for name in COMPONENTS):
+            # Nothing runs: no settings to source, and no credentials left lying around.
+            self.env_file.unlink(missing_ok=True)
+            return
+        write_private(self.env_file, "\n".join(lines) + "\n")
 
     @staticmethod
     def is_running(entry: dict[str, Any]) -> bool:
