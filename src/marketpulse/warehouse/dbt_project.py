@@ -23,6 +23,11 @@ from typing import Any
 
 PROJECT_DIR_ENV = "MARKETPULSE_DBT_PROJECT_DIR"
 DUCKDB_PATH_ENV = "MARKETPULSE_DUCKDB_PATH"
+# Secrets reach dbt's profile only as DBT_ENV_SECRET_* variables, whose values dbt scrubs from its
+# logs, events and error messages (docs.getdbt.com/reference/dbt-jinja-functions/env_var); run_dbt
+# renames the workloads' variables to them for the invocation.
+DBT_SECRET_PREFIX = "DBT_ENV_SECRET_"  # noqa: S105 - a variable name prefix, not a secret
+SECRET_VARIABLES = ("SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
 TARGETS = ("duckdb", "snowflake")
 
 # Flags run_dbt sets itself; a caller passing them would silently point dbt somewhere else.
@@ -158,7 +163,7 @@ def run_dbt(
             f"args: {', '.join(reserved)} is set by run_dbt itself; pass project_dir/target instead"
         )
     directory = project_dir or find_project_dir(env)
-    overlay = dict(env)
+    overlay = dbt_environment(env, os.environ)
     if target == "duckdb" and DUCKDB_PATH_ENV not in overlay and DUCKDB_PATH_ENV not in os.environ:
         # profiles.yml's default is relative to the working directory; pin it to the project.
         overlay[DUCKDB_PATH_ENV] = str(directory / "target" / "marketpulse.duckdb")
@@ -192,6 +197,19 @@ def run_dbt(
         timings=timings,
         raw=outcome.result,
     )
+
+
+def dbt_environment(env: Mapping[str, str], process: Mapping[str, str]) -> dict[str, str | None]:
+    """The overlay of one dbt invocation: `env`, with each secret of SECRET_VARIABLES (from `env`,
+    else from the `process` environment) moved to its DBT_ENV_SECRET_ name; None unsets a variable,
+    so that the plain name is not in dbt's environment at all while it runs."""
+    overlay: dict[str, str | None] = dict(env)
+    for name in SECRET_VARIABLES:
+        value = env.get(name, process.get(name))
+        overlay[name] = None
+        if value:
+            overlay[DBT_SECRET_PREFIX + name] = value
+    return overlay
 
 
 def _parsed_manifest(directory: Path, target: str, args: Sequence[str]) -> Any:
@@ -273,9 +291,14 @@ def _summarise(result: Any) -> tuple[dict[str, str], dict[str, float], list[DbtN
 
 
 @contextmanager
-def _environment(overlay: Mapping[str, str]) -> Iterator[None]:
+def _environment(overlay: Mapping[str, str | None]) -> Iterator[None]:
+    """`overlay` over the process environment for the block (a None value unsets the variable)."""
     saved = {name: os.environ.get(name) for name in overlay}
-    os.environ.update(overlay)
+    for name, value in overlay.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         yield
     finally:
