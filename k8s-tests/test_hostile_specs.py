@@ -4,7 +4,9 @@ field, or by the operator with a condition naming it), and a listener standing i
 host receives nothing.
 
 The real operator runs against the real API server and S3 server; the attacker's host is a TCP
-listener on this machine (`attacker_listener.AttackerListener`).
+listener on this machine (`attacker_listener.AttackerListener`). A dashboard host claimed by another
+pipeline is refused in `test_operator_dashboard_hosts.py`; the full list of admission refusals is in
+`operator/tests/invalid_stockpipelines.yaml`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 from attacker_listener import MARKER, AttackerListener
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from operator_harness import (
     Cluster,
     condition,
@@ -31,6 +34,7 @@ from operator_harness import (
     wait_status,
 )
 
+from marketpulse.contract.api import GROUP, PLURAL, VERSION
 from marketpulse.contract.layout import QUOTES_KEY
 from marketpulse.operator.backends.buckets import OWNER_TAG, owner_of
 from marketpulse.operator.policy import SECRET_LABEL, SECRET_PIPELINES_ANNOTATION
@@ -288,3 +292,29 @@ def _peak_rss_kib() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "field", "message"),
+    [
+        ({"ingress": {"enabled": True, "host": "*.example.com"}}, "spec.dashboard.ingress.host", "wildcard"),
+        ({"ingress": {"enabled": True}}, "spec.dashboard.ingress.host", "needs dashboard.ingress.host"),
+        (
+            {"ingress": {"annotations": {"nginx.ingress.kubernetes.io/server-snippet": "return 200;"}}},
+            "spec.dashboard.ingress.annotations",
+            "may not set *-snippet annotations",
+        ),
+    ],
+    ids=["wildcard-host", "catch-all-ingress", "snippet-annotation"],
+)
+def test_a_hostile_dashboard_is_refused_at_admission_naming_the_field(
+    cluster: Cluster, namespace: str, dashboard: dict[str, Any], field: str, message: str
+) -> None:
+    cluster.crd_set(strimzi=None, monitoring=False)
+    with pytest.raises(ApiException) as refused_by:
+        cluster.objects.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, pipeline("claim", dashboard=dashboard)
+        )
+    assert refused_by.value.status == 422
+    assert field in refused_by.value.body
+    assert message in refused_by.value.body
