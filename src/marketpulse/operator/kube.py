@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from marketpulse.operator.builders import Capabilities
 from marketpulse.operator.metrics import API_WRITES
 from marketpulse.operator.names import FIELD_MANAGER
+from marketpulse.operator.threads import in_pool
 
 # Plurals of every kind the operator touches; discovery is only used for what may be absent.
 PLURALS = {
@@ -31,6 +32,8 @@ PLURALS = {
     "Ingress": "ingresses",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Secret": "secrets",
+    "Namespace": "namespaces",
+    "NetworkPolicy": "networkpolicies",
     "Pod": "pods",
     "Event": "events",
     "KafkaTopic": "kafkatopics",
@@ -161,8 +164,7 @@ class KubeApi:
         return json.loads(data) if data else None
 
     async def _run(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: self._call(method, path, **kwargs))
+        return await in_pool(self._pool, lambda: self._call(method, path, **kwargs))
 
     async def get(self, ref: Ref) -> dict[str, Any] | None:
         """The live object, or None when it does not exist."""

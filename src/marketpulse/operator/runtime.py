@@ -24,6 +24,7 @@ from marketpulse.operator.hosts import HostClaims
 from marketpulse.operator.kube import KubeApi
 from marketpulse.operator.metrics import PhaseBook
 from marketpulse.operator.settings import OperatorSettings
+from marketpulse.operator.threads import in_pool
 
 T = TypeVar("T")
 Pipeline = tuple[str, str]  # (namespace, name)
@@ -50,7 +51,7 @@ class Runtime:
         return self._host_claims
 
     async def blocking(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+        return await in_pool(self.pool, fn)
 
     def admin(self, bootstrap: str) -> AdminClient:
         if bootstrap not in self.admins:
