@@ -185,6 +185,14 @@ containers:
         value: {{ .Values.operator.childRefreshSeconds | quote }}
       - name: MARKETPULSE_KAFKA_TIMEOUT_SECONDS
         value: {{ .Values.operator.kafkaTimeoutSeconds | quote }}
+      - name: MARKETPULSE_CLEANUP_ATTEMPTS
+        value: {{ .Values.operator.cleanup.attempts | quote }}
+      - name: MARKETPULSE_CLEANUP_PERMANENT_ATTEMPTS
+        value: {{ .Values.operator.cleanup.permanentAttempts | quote }}
+      - name: MARKETPULSE_CLEANUP_RETRY_SECONDS
+        value: {{ .Values.operator.cleanup.retrySeconds | quote }}
+      - name: MARKETPULSE_WORKLOAD_STOP_TIMEOUT_SECONDS
+        value: {{ .Values.operator.cleanup.workloadStopTimeoutSeconds | quote }}
       - name: MARKETPULSE_METRICS_PORT
         value: {{ .Values.operator.metricsPort | quote }}
       - name: MARKETPULSE_HEALTH_PORT

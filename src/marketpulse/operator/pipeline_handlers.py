@@ -6,22 +6,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
 
-from marketpulse.contract.api import GROUP, KIND, VERSION
+from marketpulse.contract.api import GROUP, KIND, VERSION, StockPipelineInvalid
 from marketpulse.operator.debounce import Debouncer
-from marketpulse.operator.deletion import cleanup
+from marketpulse.operator.deletion import cleanup, left_behind
+from marketpulse.operator.deletion_budget import CleanupFailedError, WorkloadsStopping
 from marketpulse.operator.kube import KubeError, Ref
 from marketpulse.operator.metrics import DURATION, ERRORS, RECONCILES
 from marketpulse.operator.reconcile import reconcile
-from marketpulse.operator.runtime import OperatorState, Pipeline
+from marketpulse.operator.runtime import OperatorState, Pipeline, Runtime
+from marketpulse.operator.status import Check, with_condition
 from marketpulse.operator.status_writer import into_patch, to_subresource, write_status
 from marketpulse.operator.watch import handled_and_current, owners, pipeline_of_pod, pod_diagnosis_changed
 
 RETRY_DELAY = 5.0
 REFUSED_RETRY_DELAY = 30.0
+# Pods stop within their grace period; look again soon.
+STOPPING_RETRY_DELAY = 2.0
+# How many tries of its deletionPolicy cleanup have failed, kept on the pipeline between tries.
+FAILURES_ANNOTATION = "marketpulse.io/cleanup-failures"
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 log = logging.getLogger(__name__)
 
@@ -137,25 +144,41 @@ class PipelineHandlers:
 
     # --- it is being deleted ----------------------------------------------------------------------
 
-    async def delete(self, body: kopf.Body, logger: Logger, **_: Any) -> None:
+    async def delete(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        """Carry out the deletionPolicy. While workloads stop or a step fails, the Cleanup condition
+        says why; a step that keeps failing is given up on after the budget's tries, keeping what
+        is left and saying so, so that the finalizer never holds the pipeline (or its namespace)."""
         state = self.state
         runtime = state.require_runtime()
-        uid = body["metadata"]["uid"]
+        meta = body["metadata"]
+        uid = meta["uid"]
+        budget = runtime.settings.cleanup_budget()
         RECONCILES.labels("delete").inc()
         try:
             async with runtime.lock(uid):
                 done = await cleanup(runtime, body)
-        except KubeError as exc:
-            ERRORS.labels("delete", "temporary").inc()
-            raise kopf.TemporaryError(f"cleanup: {exc}", delay=RETRY_DELAY) from None
-        except kopf.PermanentError:
-            raise
-        except ValueError as exc:  # an invalid spec cannot say what to keep; let the pipeline go
+        except WorkloadsStopping as exc:
+            cleanup_condition(body, patch, Check.failed("StoppingWorkloads", str(exc)))
+            raise kopf.TemporaryError(str(exc), delay=STOPPING_RETRY_DELAY) from None
+        except StockPipelineInvalid as exc:  # an invalid spec cannot say what to keep; let it go
             logger.warning("cleanup skipped: %s", exc)
             return
-        except Exception as exc:  # S3 or Kafka unreachable: the finalizer waits for them
-            ERRORS.labels("delete", "temporary").inc()
-            raise kopf.TemporaryError(f"cleanup: {exc}", delay=RETRY_DELAY) from None
+        except Exception as exc:
+            failure = as_failure(exc)
+            failures = int((meta.get("annotations") or {}).get(FAILURES_ANNOTATION, "0")) + 1
+            terminating = await namespace_terminating(runtime, meta["namespace"])
+            if budget.exhausted(failure, failures, terminating):
+                ERRORS.labels("delete", "abandoned").inc()
+                abandon(body, failure, await left_behind(runtime, body), failures, terminating, logger)
+                return
+            ERRORS.labels("delete", "permanent" if failure.permanent else "temporary").inc()
+            limit = budget.permanent_attempts if failure.permanent else budget.attempts
+            then = f"after {limit} tries the pipeline is let go and what is left is kept"
+            remedy = f"; to finish it, {failure.remedy}" if failure.remedy else ""
+            message = f"{failure.message} (try {failures} of {limit}; {then}{remedy})"
+            patch.metadata.annotations[FAILURES_ANNOTATION] = str(failures)
+            cleanup_condition(body, patch, Check.failed(failure.reason, message))
+            raise kopf.TemporaryError(f"cleanup: {message}", delay=budget.retry_seconds) from None
         finally:
             state.phases.set(uid, None)
             runtime.locks.pop(uid, None)
@@ -173,3 +196,58 @@ class PipelineHandlers:
             kopf.event(
                 body, type="Normal", reason="Deleted", message=f"deleted {', '.join(done.deleted)}"[:1024]
             )
+
+
+def as_failure(exc: Exception) -> CleanupFailedError:
+    if isinstance(exc, CleanupFailedError):
+        return exc
+    if isinstance(exc, KubeError):
+        return CleanupFailedError(
+            "KubernetesApi",
+            f"Kubernetes API: {exc}",
+            permanent=exc.status == 403,
+            remedy="grant the operator's ServiceAccount the rights its chart gives it",
+        )
+    # Nothing expected: retried like a server that is down, and logged whole by kopf.
+    log.exception("cleanup failed unexpectedly")
+    return CleanupFailedError("CleanupError", type(exc).__name__, permanent=False)
+
+
+async def namespace_terminating(runtime: Runtime, namespace: str) -> bool:
+    try:
+        found = await runtime.kube.get(Ref("v1", "Namespace", "", namespace))
+    except KubeError:
+        return False
+    return bool(found and (found.get("status") or {}).get("phase") == "Terminating")
+
+
+def cleanup_condition(body: Mapping[str, Any], patch: kopf.Patch, check: Check) -> None:
+    status = body.get("status") or {}
+    generation = int(body.get("metadata", {}).get("generation", 0))
+    now = datetime.now(UTC)
+    patch.status["phase"] = "Deleting"
+    patch.status["conditions"] = with_condition(
+        status.get("conditions", []), "Cleanup", check, now, generation
+    )
+
+
+def abandon(
+    body: kopf.Body,
+    failure: CleanupFailedError,
+    kept: list[str],
+    failures: int,
+    terminating: bool,
+    logger: Logger,
+) -> None:
+    """Let the pipeline go with its data partly deleted: say what may be left, loudly, in the log
+    (which outlives the pipeline and a namespace being deleted) and in an Event where one can be made."""
+    why = (
+        "its namespace is being deleted" if terminating and failure.permanent else f"{failures} tries failed"
+    )
+    message = (
+        f"deletionPolicy Delete given up ({why}): {failure.message}. These may be left and are "
+        f"no longer managed: {', '.join(kept)}; delete them by hand"
+    )
+    logger.warning("%s", message)
+    if not terminating:  # a namespace being deleted refuses new Events
+        kopf.event(body, type="Warning", reason="CleanupAbandoned", message=message[:1024])

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketpulse.contract.workloads import Platform
+from marketpulse.operator.deletion_budget import CleanupBudget
 from marketpulse.operator.policy import EndpointPolicy, parse_patterns
 
 
@@ -69,6 +70,25 @@ class OperatorSettings(BaseSettings):
         False,
         description="Let a pipeline use (never delete) an existing bucket no pipeline's owner tag claims.",
     )
+
+    cleanup_attempts: int = Field(
+        12, ge=1, description="Tries of a failing deletionPolicy cleanup before the pipeline is let go."
+    )
+    cleanup_permanent_attempts: int = Field(
+        3, ge=1, description="Tries when the failure needs someone to act (Secret gone, AccessDenied)."
+    )
+    cleanup_retry_seconds: float = Field(10.0, gt=0, description="Wait between cleanup tries.")
+    workload_stop_timeout_seconds: float = Field(
+        120.0, ge=0, description="How long Delete waits for the workloads' pods to stop before deleting data."
+    )
+
+    def cleanup_budget(self) -> CleanupBudget:
+        return CleanupBudget(
+            attempts=self.cleanup_attempts,
+            permanent_attempts=min(self.cleanup_permanent_attempts, self.cleanup_attempts),
+            retry_seconds=self.cleanup_retry_seconds,
+            stop_timeout_seconds=self.workload_stop_timeout_seconds,
+        )
 
     def endpoint_policy(self) -> EndpointPolicy:
         return EndpointPolicy(

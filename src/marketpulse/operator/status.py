@@ -149,3 +149,21 @@ def transitions(
         or old.get("status") != c["status"]
         or healthy(old) != healthy(c)
     ]
+
+
+def with_condition(
+    previous: Sequence[Mapping[str, Any]], kind: str, check: Check, now: datetime, generation: int
+) -> list[dict[str, Any]]:
+    """`previous` with the condition `kind` set to `check` (its lastTransitionTime kept while its
+    status stays the same): for the Cleanup condition, written outside a reconcile."""
+    old = next((c for c in previous if c.get("type") == kind), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == check.status else None
+    condition = Condition(
+        type=kind,
+        status=check.status,
+        reason=check.reason,
+        message=check.message,
+        last_transition_time=since or now,
+        observed_generation=generation,
+    ).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return [*(dict(c) for c in previous if c.get("type") != kind), condition]

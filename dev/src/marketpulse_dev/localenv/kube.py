@@ -108,6 +108,9 @@ CONTROLLERS = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "ttl-after-finished-controller",
+    # Without it the admission plugin's pvc-protection finalizer is never removed, and a namespace
+    # with a PVC (every DuckDB pipeline has one) never finishes deleting.
+    "persistentvolumeclaim-protection-controller",
 )
 # What pods on a node need besides: the CA ConfigMap their token volume mounts, Service endpoints,
 # volume binding, and the node's health reflected in taints.
@@ -118,7 +121,6 @@ NODE_CONTROLLERS = (
     "endpointslice-mirroring-controller",
     "persistentvolume-binder-controller",
     "persistentvolume-protection-controller",
-    "persistentvolumeclaim-protection-controller",
     "pod-garbage-collector-controller",
     "node-lifecycle-controller",
     "disruption-controller",

@@ -52,7 +52,7 @@ WarehouseType = Literal["duckdb", "snowflake"]
 TransformMode = Literal["cron", "continuous"]
 DeletionPolicy = Literal["Retain", "Delete"]
 Scenario = Literal["gap", "spike", "duplicate", "badRecord"]
-Phase = Literal["Pending", "Provisioning", "Ready", "Degraded", "Suspended", "Failed"]
+Phase = Literal["Pending", "Provisioning", "Ready", "Degraded", "Suspended", "Failed", "Deleting"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 SnowflakeIdentifier = Annotated[str, text(255, pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")]
@@ -646,7 +646,10 @@ class Condition(ApiModel):
     """A standard Kubernetes condition (metav1.Condition)."""
 
     type: Annotated[str, text(316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")] = Field(
-        description="Topics, Bucket, Ingest, Archive, Transform, Dashboard, Alerts, or Ready overall."
+        description=(
+            "Topics, Bucket, Ingest, Archive, Transform, Dashboard, Alerts, Ready overall, or Cleanup "
+            "while the pipeline is being deleted."
+        )
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: Annotated[str, text(1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")] = Field(
@@ -677,7 +680,11 @@ class StockPipelineStatus(ApiModel):
         default=None, description="The .metadata.generation this status describes."
     )
     phase: Phase = Field(
-        default="Pending", description="Pending, Provisioning, Ready, Degraded, Suspended or Failed."
+        default="Pending",
+        description=(
+            "Pending, Provisioning, Ready, Degraded, Suspended or Failed; Deleting while its deletionPolicy "
+            "is carried out (the Cleanup condition says how far)."
+        ),
     )
     conditions: list[Condition] = Field(
         default_factory=list,
