@@ -242,3 +242,32 @@ def test_the_app_version_is_the_projects_version(chart: Path) -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"] == project
+
+
+def test_the_pipelines_network_policy_and_cleanup_values_reach_the_operator_settings(render: Render) -> None:
+    values = {
+        "networkPolicy": {
+            "pipelines": {
+                "enabled": False,
+                "dashboardFrom": ["edge", "traefik"],
+                "metricsFrom": ["obs"],
+                "extraEgressPorts": [3128, 8443],
+            }
+        },
+        "operator": {"cleanup": {"attempts": 4, "permanentAttempts": 2, "retrySeconds": 3}},
+    }
+    env = {e["name"]: e["value"] for e in container(render(values))["env"] if "value" in e}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        settings = OperatorSettings()
+        patch.setenv("MARKETPULSE_NETWORK_POLICIES", "true")
+        rules = OperatorSettings().network_rules()
+
+    assert settings.network_rules() is None
+    assert rules is not None
+    assert (rules.dashboard_from, rules.metrics_from) == (("edge", "traefik"), ("obs",))
+    assert rules.extra_egress_ports == (3128, 8443)
+    budget = settings.cleanup_budget()
+    assert (budget.attempts, budget.permanent_attempts, budget.retry_seconds) == (4, 2, 3.0)
+    assert budget.stop_timeout_seconds == 120

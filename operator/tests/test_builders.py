@@ -56,6 +56,7 @@ def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_mon
         "Deployment/demo-dashboard",
         "Service/demo-dashboard",
         "Service/demo-metrics",
+        "NetworkPolicy/demo",
         "ServiceMonitor/demo",
         "PrometheusRule/demo",
     }
@@ -63,7 +64,7 @@ def test_the_smallest_pipeline_renders_topics_volume_workloads_dashboard_and_mon
 
 def test_monitoring_and_kafkatopics_are_left_out_where_the_cluster_does_not_serve_them() -> None:
     kinds = {key.split("/")[0] for key in render(pipeline(), Capabilities())}
-    assert kinds == {"PersistentVolumeClaim", "Deployment", "CronJob", "Service"}
+    assert kinds == {"PersistentVolumeClaim", "Deployment", "CronJob", "Service", "NetworkPolicy"}
 
 
 def test_a_v1beta2_cluster_gets_v1beta2_kafkatopics() -> None:

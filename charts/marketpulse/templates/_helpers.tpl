@@ -127,7 +127,7 @@ marketpulse.operator.rbac.CLUSTER_RULES; a test keeps them equal.
   resources: ["services", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
+  resources: ["ingresses", "networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["kafka.strimzi.io"]
   resources: ["kafkatopics", "kafkausers"]
@@ -185,6 +185,14 @@ containers:
         value: {{ .Values.operator.childRefreshSeconds | quote }}
       - name: MARKETPULSE_KAFKA_TIMEOUT_SECONDS
         value: {{ .Values.operator.kafkaTimeoutSeconds | quote }}
+      - name: MARKETPULSE_NETWORK_POLICIES
+        value: {{ .Values.networkPolicy.pipelines.enabled | quote }}
+      - name: MARKETPULSE_NETWORK_DASHBOARD_FROM
+        value: {{ join "," .Values.networkPolicy.pipelines.dashboardFrom | quote }}
+      - name: MARKETPULSE_NETWORK_METRICS_FROM
+        value: {{ join "," .Values.networkPolicy.pipelines.metricsFrom | quote }}
+      - name: MARKETPULSE_NETWORK_EXTRA_EGRESS_PORTS
+        value: {{ join "," .Values.networkPolicy.pipelines.extraEgressPorts | quote }}
       - name: MARKETPULSE_CLEANUP_ATTEMPTS
         value: {{ .Values.operator.cleanup.attempts | quote }}
       - name: MARKETPULSE_CLEANUP_PERMANENT_ATTEMPTS

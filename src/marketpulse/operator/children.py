@@ -23,6 +23,7 @@ PRUNABLE = (
     ("batch/v1", "CronJob"),
     ("v1", "Service"),
     ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
 )
 
 

@@ -36,7 +36,7 @@ CLUSTER_RULES: list[PolicyRule] = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _MANAGE},
     {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": _MANAGE},
     {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": _MANAGE},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": _MANAGE},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": _MANAGE},
     {"apiGroups": ["kafka.strimzi.io"], "resources": ["kafkatopics", "kafkausers"], "verbs": _MANAGE},
     {
         "apiGroups": ["monitoring.coreos.com"],

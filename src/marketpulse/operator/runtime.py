@@ -70,6 +70,7 @@ class Runtime:
             run_as_user=self.settings.run_as_user,
             capabilities=self.capabilities,
             platform=self.settings.platform(),
+            network=self.settings.network_rules(),
         )
 
 

@@ -10,10 +10,11 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketpulse.contract.workloads import Platform
+from marketpulse.operator.builders.context import NetworkRules
 from marketpulse.operator.deletion_budget import CleanupBudget
 from marketpulse.operator.policy import EndpointPolicy, parse_patterns
 
@@ -71,6 +72,26 @@ class OperatorSettings(BaseSettings):
         description="Let a pipeline use (never delete) an existing bucket no pipeline's owner tag claims.",
     )
 
+    # Each pipeline's NetworkPolicy (operator/builders/network.py); namespaces comma-separated.
+    network_policies: bool = Field(True, description="Render a NetworkPolicy for each pipeline's pods.")
+    network_dashboard_from: str = Field(
+        "ingress-nginx,traefik", description="Namespaces (ingress controllers) that may reach dashboards."
+    )
+    network_metrics_from: str = Field("monitoring", description="Namespaces that may scrape metrics.")
+    network_extra_egress_ports: str = Field(
+        "",
+        pattern=r"^\s*(\d{1,5}\s*(,\s*\d{1,5}\s*)*)?$",
+        description="More TCP ports the pipelines' pods may call (an in-cluster webhook, a proxy).",
+    )
+
+    @field_validator("network_extra_egress_ports")
+    @classmethod
+    def _ports_in_range(cls, value: str) -> str:
+        wrong = [p for p in parse_patterns(value) if not 0 < int(p) < 65536]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: a TCP port is 1-65535")
+        return value
+
     cleanup_attempts: int = Field(
         12, ge=1, description="Tries of a failing deletionPolicy cleanup before the pipeline is let go."
     )
@@ -97,6 +118,15 @@ class OperatorSettings(BaseSettings):
             kafka=parse_patterns(self.allowed_kafka_servers),
             snowflake=parse_patterns(self.allowed_snowflake_hosts),
             allow_plain_http=self.allow_plain_http,
+        )
+
+    def network_rules(self) -> NetworkRules | None:
+        if not self.network_policies:
+            return None
+        return NetworkRules(
+            dashboard_from=parse_patterns(self.network_dashboard_from),
+            metrics_from=parse_patterns(self.network_metrics_from),
+            extra_egress_ports=tuple(int(p) for p in parse_patterns(self.network_extra_egress_ports)),
         )
 
     def platform(self) -> Platform:

@@ -128,6 +128,10 @@ class PipelineNames:
         return fit(f"{self.name}-metrics")
 
     @property
+    def network_policy(self) -> str:
+        return fit(self.name)
+
+    @property
     def monitoring(self) -> str:
         """ServiceMonitor and PrometheusRule."""
         return fit(self.name)

@@ -25,6 +25,7 @@ from marketpulse.operator.builders.monitoring import (
     build_pipeline_prometheusrule,
     build_pipeline_servicemonitor,
 )
+from marketpulse.operator.builders.network import build_network_policy
 from marketpulse.operator.builders.workloads import build_warehouse_pvc, build_workload
 
 Manifest = dict[str, Any]
@@ -35,8 +36,8 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
 
     Volumes first so that a workload never waits on a claim that does not exist yet; KafkaTopics
     and the KafkaUser only with the strimzi backend and where the cluster serves those kinds;
-    the dashboard's Ingress only when asked for; monitoring only where the Prometheus
-    Operator's kinds are served.
+    the dashboard's Ingress only when asked for; the NetworkPolicy unless the platform turns it
+    off; monitoring only where the Prometheus Operator's kinds are served.
     """
     spec, caps = pipeline.spec, ctx.capabilities
     children: list[Manifest] = []
@@ -51,6 +52,8 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
         children.append(build_dashboard_service(ctx))
     if spec.dashboard.ingress_enabled:
         children.append(build_dashboard_ingress(spec, ctx))
+    if ctx.network is not None:
+        children.append(build_network_policy(spec, ctx, ctx.network))
     if caps.service_monitor:
         children += [build_metrics_service(ctx), build_pipeline_servicemonitor(ctx)]
     if caps.prometheus_rule:

@@ -19,6 +19,15 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class NetworkRules:
+    """What the platform says may reach the pipelines' pods, and what else they may call."""
+
+    dashboard_from: tuple[str, ...] = ("ingress-nginx", "traefik")  # namespaces of ingress controllers
+    metrics_from: tuple[str, ...] = ("monitoring",)  # namespaces of Prometheus
+    extra_egress_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class BuildContext:
     names: PipelineNames
     image: str = "ghcr.io/marketpulse/marketpulse:latest"
@@ -26,6 +35,7 @@ class BuildContext:
     run_as_user: int = 10001
     capabilities: Capabilities = field(default_factory=Capabilities)
     platform: Platform = field(default_factory=Platform)
+    network: NetworkRules | None = field(default_factory=NetworkRules)  # None: no NetworkPolicy
 
 
 def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
