@@ -17,8 +17,9 @@ import duckdb
 import orjson
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from marketpulse.contract.dead_letters import MAX_REASON_CHARS, MAX_VALUE_BYTES
 from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.reliability.checks import (
     archive_group,
@@ -244,3 +245,79 @@ def test_late_and_out_of_order_ticks_reach_silver_and_gold_exactly_once(flow: Fl
     )
     result.assert_held()
     assert result.acknowledged == len(first) + len(late)
+
+
+def test_records_of_any_size_are_dead_lettered_cut_to_fit_and_the_flow_goes_on(
+    flow: FlowUnderTest, tmp_path: Path
+) -> None:
+    """A record just under the broker's limit, and one far over it on a topic whose limit was raised,
+    reach the archive; a 2 MB replay line reaches ingest. Each becomes a dead letter cut to fit
+    (librdkafka would refuse it whole), with a bounded reason and a `truncated` header, and neither
+    workload stops: the ticks around them all reach silver."""
+    admin = AdminClient({"bootstrap.servers": flow.bootstrap})
+    raised = ConfigResource(
+        ResourceType.TOPIC, flow.ticks_topic, set_config={"max.message.bytes": str(8 << 20)}
+    )
+    for future in admin.alter_configs([raised]).values():
+        future.result(timeout=30)
+    port = free_port()
+    archive = flow.run("archive", {"MARKETPULSE_METRICS_PORT": str(port)})
+    ingest = flow.run("ingest", {"MARKETPULSE_TICK_LIMIT": str(TICKS), "MARKETPULSE_SYNTHETIC_RATE": "2000"})
+    big = Producer({"bootstrap.servers": flow.bootstrap, "message.max.bytes": str(8 << 20)})
+    oversized = {
+        "near the broker's limit": tick_json(symbol="A" * 1_000_000, seq=5)[: 1_000_000 - 1024],
+        "beyond it": tick_json(symbol="B" * (3 << 20), seq=6),
+    }
+    for value in oversized.values():
+        big.produce(flow.ticks_topic, key=b"AAPL", value=value)
+    assert big.flush(30) == 0
+    assert ingest.wait(timeout=120) == 0, flow.logs()
+
+    replay = tmp_path / "long-line.ndjson"
+    rows = [
+        orjson.dumps({"symbol": "MSFT", "timestamp": "2026-01-05T15:00:01Z", "price": 400.0, "size": 5}),
+        orjson.dumps(
+            {"symbol": "MSFT", "timestamp": "2026-01-05T15:00:02Z", "price": 1.0, "note": "n" * (2 << 20)}
+        ),
+        orjson.dumps({"symbol": "MSFT", "timestamp": "2026-01-05T15:00:03Z", "price": 402.0, "size": 7}),
+    ]
+    replay.write_bytes(b"\n".join(rows) + b"\n")
+    replayed = flow.run(
+        "ingest",
+        {
+            "MARKETPULSE_SOURCE": "replay",
+            "MARKETPULSE_REPLAY_URI": str(replay),
+            "MARKETPULSE_REPLAY_SPEED": "0",
+        },
+    )
+    assert replayed.wait(timeout=60) == 0, flow.log_of(replayed)
+    wait_until(
+        lambda: metric_value(port, "marketpulse_archive_dead_letters_total") >= len(oversized),
+        60,
+        "the archive to dead-letter the oversized records",
+        flow.logs,
+    )
+    assert archive.poll() is None, "an oversized record must not stop the archive"
+    letters = dead_letters(flow, len(oversized) + 1)
+
+    by_stage: dict[bytes, list[tuple[dict[str, bytes], bytes]]] = {}
+    for headers, value in letters:
+        by_stage.setdefault(headers["stage"], []).append((headers, value))
+    archived = sorted(by_stage[b"archive"], key=lambda letter: int(letter[0]["offset"]))
+    sizes = sorted(len(v) for v in oversized.values())
+    assert [int(h["truncated"]) for h, _ in archived] == sizes
+    assert all(len(value) == MAX_VALUE_BYTES for _, value in archived)
+    assert all(len(h["error"]) <= 4 * MAX_REASON_CHARS for h, _ in archived)  # UTF-8, at most 4 bytes a char
+    [(replay_headers, replay_value)] = by_stage[b"ingest"]
+    assert replay_headers["error"].startswith(b"line 2")
+    assert int(replay_headers["truncated"]) == len(rows[1])
+    assert replay_value == rows[1][:MAX_VALUE_BYTES]
+
+    result = drain_and_check(
+        flow,
+        "oversized records",
+        fault_cleared_at=time.monotonic(),
+        archive=archive,
+        notes={"dead_letters": 3},
+    )
+    result.assert_held()

@@ -30,6 +30,7 @@ from marketpulse.archive.batching import (
     check_record,
 )
 from marketpulse.archive.quotes import QuoteBook, WireQuote
+from marketpulse.contract import dead_letters
 from marketpulse.contract.layout import QUOTES_KEY, key_prefix, parse_key, partition_date
 from marketpulse.contract.settings.archive import ArchiveSettings
 from marketpulse.contract.ticks import reason_field
@@ -129,6 +130,7 @@ class Archiver:
         self.last_quotes_write = 0.0
         self.last_lag_report = 0.0
         self.storage_ok = True
+        self.dead_letters_failed: list[str] = []
 
     # -- rebalance callbacks -------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -235,17 +237,25 @@ class Archiver:
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         DEAD_LETTERS.labels(reason_field(reason)).inc()
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("error", reason.encode()),
-            ("stage", b"archive"),
+        where: dead_letters.Headers = [
             ("topic", self.topic.encode()),
             ("partition", str(message.partition()).encode()),
             ("offset", str(message.offset()).encode()),
         ]
+        letter = dead_letters.dead_letter(message.value(), message.key(), reason, "archive", where)
         self.dlq.produce(
-            self.settings.resolved_dlq_topic, key=message.key(), value=message.value() or b"", headers=headers
+            self.settings.resolved_dlq_topic,
+            key=letter.key,
+            value=letter.value,
+            headers=letter.headers,
+            on_delivery=self._on_dead_letter_delivery,
         )
         self.dlq.poll(0)
+
+    def _on_dead_letter_delivery(self, err: KafkaError | None, _message: Message) -> None:
+        # A dead letter the broker refused must stop its range from being committed (_flush).
+        if err is not None:
+            self.dead_letters_failed.append(str(err))
 
     def _flush_due(self, *, final: bool) -> None:
         now = time.monotonic()
@@ -268,9 +278,15 @@ class Archiver:
             now_ms = time.time() * 1000
             for stamp in batch.timestamps_ms[:: max(1, len(batch.timestamps_ms) // 20)]:
                 LATENCY.observe(max(0.0, (now_ms - stamp) / 1000))
-        # Dead letters of this range must be acknowledged before the range is committed.
+        # Dead letters of this range must be acknowledged before the range is committed; one the
+        # broker refused fails the archive, which then re-reads the range from the committed offset.
         if self.dlq.flush(30) > 0:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "dead-letter records not acknowledged"))
+        if self.dead_letters_failed:
+            failed, self.dead_letters_failed = self.dead_letters_failed, []
+            raise KafkaException(
+                KafkaError(KafkaError._FAIL, f"{len(failed)} dead letter(s) not delivered: {failed[0]}")
+            )
         self._commit(batch.partition, batch.last_offset)
 
     def _commit(self, partition: int, last_offset: int) -> None:

@@ -12,6 +12,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
+from marketpulse.contract import dead_letters
 from marketpulse.contract.ticks import reason_field
 from marketpulse.sources.base import BadRecord
 from marketpulse.sources.synthetic import WireRecord
@@ -157,9 +158,8 @@ class TickProducer:
     def dead_letter(self, record: BadRecord) -> None:
         DEAD_LETTERS.labels(reason_field(record.reason)).inc()
         key = record.symbol.encode() if record.symbol else None
-        self._produce(
-            self.dlq_topic, record.raw, key, headers=[("error", record.reason.encode()), ("stage", b"ingest")]
-        )
+        letter = dead_letters.dead_letter(record.raw, key, record.reason, "ingest")
+        self._produce(self.dlq_topic, letter.value, letter.key, headers=letter.headers)
 
     def close(self, timeout: float = 30.0) -> int:
         """Flush what is queued; returns how many records are still undelivered."""

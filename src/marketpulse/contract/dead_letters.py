@@ -1,0 +1,48 @@
+"""Dead letters: what ingest and the archive put on the dead-letter topic, and how big it may be.
+
+A dead letter carries the refused record and why. A record can be of any size (a replay line, or
+whatever a foreign producer wrote with a raised topic limit), and a reason may quote part of it, so
+both are cut to fit well under the smallest message limit in the path (1 MB: librdkafka's
+`message.max.bytes` and the broker's default). A cut value keeps its first bytes and says so in the
+`truncated` header (its original size), so a dead letter is always deliverable and never stops the flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_VALUE_BYTES = 512 * 1024
+MAX_KEY_BYTES = 256
+MAX_REASON_CHARS = 400
+TRUNCATED_HEADER = "truncated"
+ELLIPSIS = "…"
+
+# As confluent-kafka's produce() types them.
+Headers = list[tuple[str, str | bytes | None]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+def bounded_reason(reason: str) -> str:
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[: MAX_REASON_CHARS - len(ELLIPSIS)] + ELLIPSIS
+
+
+def dead_letter(
+    value: bytes | None, key: bytes | None, reason: str, stage: str, headers: Headers | None = None
+) -> DeadLetter:
+    """The record refused at `stage` for `reason`, cut to fit; `headers` say where it was read."""
+    raw = value or b""
+    out: Headers = [("error", bounded_reason(reason).encode()), ("stage", stage.encode()), *(headers or [])]
+    if len(raw) > MAX_VALUE_BYTES:
+        out.append((TRUNCATED_HEADER, str(len(raw)).encode()))
+        raw = raw[:MAX_VALUE_BYTES]
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        key = key[:MAX_KEY_BYTES]
+    return DeadLetter(key, raw, out)
