@@ -27,6 +27,7 @@ from marketpulse.contract.api.base import (
     text,
     transition_rule,
 )
+from marketpulse.contract.api.formats import CRON_SCHEDULE, TIME_ZONES, cel_string_list, s3_bucket_name_ok
 from marketpulse.contract.ticks.model import TICKER_PATTERN
 
 GROUP = "marketpulse.io"
@@ -290,6 +291,22 @@ class StorageSpec(ApiModel):
     def _bucket_is_immutable(self, old: StorageSpec) -> bool:
         return self.bucket == old.bucket
 
+    @rule(
+        cel=(
+            "!has(self.bucket) || (!self.bucket.contains('..') && !self.bucket.contains('.-') && "
+            "!self.bucket.contains('-.') && !self.bucket.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$') && "
+            "!self.bucket.startsWith('xn--') && !self.bucket.startsWith('sthree-') && "
+            "!self.bucket.endsWith('-s3alias') && !self.bucket.endsWith('--ol-s3'))"
+        ),
+        message=(
+            "storage.bucket must be a valid S3 bucket name: no '..', '.-' or '-.', not shaped like an "
+            "IP address, no xn-- or sthree- prefix and no -s3alias or --ol-s3 suffix (S3 reserves them)"
+        ),
+        field_path=".bucket",
+    )
+    def _bucket_is_valid_for_s3(self) -> bool:
+        return self.bucket is None or s3_bucket_name_ok(self.bucket)
+
 
 # --- warehouse ------------------------------------------------------------------------------------
 
@@ -422,6 +439,29 @@ class TransformSpec(ApiModel):
         description="Seconds from the start of one run to the start of the next (continuous mode); a run that"
         " takes longer is followed at once.",
     )
+
+    @rule(
+        cel=f"self.schedule.matches('{CRON_SCHEDULE}')",
+        message=(
+            "transform.schedule must be a cron schedule: five fields (minute 0-59, hour 0-23, day of month "
+            "1-31, month 1-12 or JAN-DEC, day of week 0-7 or SUN-SAT; each *, a value, a range a-b, a list "
+            "a,b or a step */n), or @hourly, @daily, @weekly, @monthly, @yearly; e.g. */5 * * * *"
+        ),
+        field_path=".schedule",
+    )
+    def _schedule_is_cron(self) -> bool:
+        return re.fullmatch(CRON_SCHEDULE, self.schedule) is not None
+
+    @rule(
+        cel=f"!has(self.timeZone) || self.timeZone in {cel_string_list(TIME_ZONES)}",
+        message=(
+            "transform.timeZone must be an IANA time zone name such as Europe/Paris, America/New_York "
+            "or UTC (case matters)"
+        ),
+        field_path=".timeZone",
+    )
+    def _time_zone_is_known(self) -> bool:
+        return self.time_zone is None or self.time_zone in TIME_ZONES
 
 
 class DashboardTLS(ApiModel):
@@ -637,6 +677,26 @@ class StockPipelineSpec(ApiModel):
     def _symbols_are_unique(cls, watchlist: list[str]) -> list[str]:
         _refuse_duplicates(watchlist)
         return watchlist
+
+    @rule(
+        cel=(
+            "self.source.type != 'finnhub' || !has(self.source.finnhub) || "
+            "size(self.watchlist) <= self.source.finnhub.callsPerMinute"
+        ),
+        message=(
+            "watchlist holds more symbols than source.finnhub.callsPerMinute: while the websocket is down "
+            "each symbol is polled over REST at least once a minute, so the watchlist may hold at most "
+            "callsPerMinute symbols (60 on Finnhub's free tier); shorten it or raise callsPerMinute"
+        ),
+        field_path=".watchlist",
+    )
+    def _watchlist_fits_the_finnhub_budget(self) -> bool:
+        finnhub = self.source.finnhub
+        return (
+            self.source.type != "finnhub"
+            or finnhub is None
+            or len(self.watchlist) <= finnhub.calls_per_minute
+        )
 
 
 # --- status ---------------------------------------------------------------------------------------

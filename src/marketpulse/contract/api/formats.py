@@ -1,0 +1,60 @@
+"""Formats the StockPipeline API checks at admission that a plain pattern cannot say clearly:
+cron schedules, IANA time zones and the S3 bucket-name rules. Each is written once, as an RE2
+expression or a list that both CEL (in the CRD) and Python use, so both refuse the same values.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+
+# --- cron, as the CronJob controller parses it (five fields, or a descriptor) ----------------------
+_MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAYS = "SUN|MON|TUE|WED|THU|FRI|SAT"
+# Names in either case, as the parser takes them (RE2's (?i) is not in every CEL regex engine).
+_MONTHS, _DAYS = (f"{names}|{names.lower()}" for names in (_MONTHS, _DAYS))
+# Character classes instead of backslashes: the expression is embedded in a CEL string literal.
+_FIELD_VALUES = (
+    "[0-5]?[0-9]",  # minute
+    "[01]?[0-9]|2[0-3]",  # hour
+    "0?[1-9]|[12][0-9]|3[01]",  # day of month
+    f"0?[1-9]|1[0-2]|{_MONTHS}",  # month
+    f"[0-7]|{_DAYS}",  # day of week
+)
+_ANY = ("[*]", "[*]", "[*?]", "[*]", "[*?]")  # '?' means '*' in the day fields
+
+
+def _cron_field(values: str, any_: str) -> str:
+    item = f"({any_}|({values})(-({values}))?)(/[1-9][0-9]*)?"
+    return f"{item}(,{item})*"
+
+
+CRON_SCHEDULE = (
+    "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + " +".join(_cron_field(v, a) for v, a in zip(_FIELD_VALUES, _ANY, strict=True))
+    + ")$"
+)
+
+# --- time zones: the IANA database of the pinned tzdata package (the API server's is as recent) ----
+TIME_ZONES = tuple(sorted(importlib.resources.files("tzdata").joinpath("zones").read_text().split()))
+
+
+def cel_string_list(values: tuple[str, ...]) -> str:
+    assert all("'" not in v and "\\" not in v for v in values)
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+# --- S3 bucket names: what the pattern of the field leaves to say ----------------------------------
+_IP_SHAPED = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def s3_bucket_name_ok(name: str) -> bool:
+    """AWS's rules beyond 3-63 lower-case letters, digits, '.' and '-' (the field's pattern)."""
+    return not (
+        ".." in name
+        or ".-" in name
+        or "-." in name
+        or _IP_SHAPED.match(name)
+        or name.startswith(("xn--", "sthree-"))
+        or name.endswith(("-s3alias", "--ol-s3"))
+    )
