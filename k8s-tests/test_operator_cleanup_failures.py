@@ -7,9 +7,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +221,80 @@ def test_a_namespace_whose_pipeline_cannot_clean_up_is_deleted_without_hanging(
     assert len(given_up) == 1
     assert "its namespace is being deleted" in given_up[0]
     assert "Secret team-s3 not found" in given_up[0]
+
+
+def test_an_operator_killed_halfway_through_a_delete_is_finished_by_the_next_one(
+    cluster: Cluster,
+    kube: KubeTarget,
+    s3_server: S3Server,
+    kafka_server: KafkaServer,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Killed (like kill -9) after the topics went and before the bucket: the restarted operator
+    deletes the bucket, deletes nothing twice, and lets the pipeline go."""
+    cluster.crd_set(strimzi="v1", monitoring=True)
+    document = sample("direct-topics")
+    document["spec"]["kafka"]["bootstrapServers"] = kafka_server.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap_servers})
+    s3 = minio_client(s3_server.endpoint, s3_server.access_key, s3_server.secret_key)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kube.kubeconfig),
+        "S3_ENDPOINT": s3_server.endpoint,
+        "S3_ACCESS_KEY": s3_server.access_key,
+        "S3_SECRET_KEY": s3_server.secret_key,
+        "MARKETPULSE_ALLOWED_KAFKA_SERVERS": "127.0.0.1",
+        "MARKETPULSE_METRICS_PORT": "0",
+        "MARKETPULSE_HEALTH_PORT": "0",
+    }
+    argv = [
+        str(Path(sys.executable).with_name("marketpulse")),
+        "operator",
+        "run",
+        "--standalone",
+        "-n",
+        namespace,
+    ]
+
+    def topics() -> list[str]:
+        return sorted(n for n in admin.list_topics(timeout=5).topics if n.startswith(f"{namespace}."))
+
+    first_log = tmp_path / "first.log"
+    with first_log.open("w") as out:
+        first = subprocess.Popen(
+            argv,
+            env={**env, "MARKETPULSE_FAILPOINTS": "operator.delete.before-bucket"},
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        cluster.apply_yaml(namespace, document)
+        reconciled = wait_status(cluster, namespace, "fx-lab", handled(1), "the first reconcile")
+        bucket = reconciled["status"]["bucket"]
+        created = topics()
+        cluster.delete_pipeline(namespace, "fx-lab")
+        code = first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    halfway = (topics(), s3.bucket_exists(bucket), cluster.pipeline_gone(namespace, "fx-lab"))
+
+    second_log = tmp_path / "second.log"
+    with second_log.open("w") as out:
+        second = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
+    try:
+        wait_for(lambda: cluster.pipeline_gone(namespace, "fx-lab"), timeout=60, what="the pipeline to go")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    deleted = [e.message for e in cluster.events(namespace, "fx-lab") if e.reason == "Deleted"]
+
+    assert len(created) == 3
+    assert code == 137, first_log.read_text()[-3000:]
+    assert halfway == ([], True, False), "killed after the topics, before the bucket"
+    assert not s3.bucket_exists(bucket)
+    assert len(deleted) == 1, deleted
+    assert f"bucket {bucket}" in deleted[0]
+    assert "topic" not in deleted[0], "the topics were deleted by the first operator, not again"
+    assert "Traceback" not in second_log.read_text()

@@ -31,6 +31,7 @@ from marketpulse.operator.provision import s3_client
 from marketpulse.operator.reasons import short_reason
 from marketpulse.operator.reconcile import parse
 from marketpulse.operator.runtime import Runtime
+from marketpulse.runtime.faults import failpoint
 
 # What runs the pipeline's code: stopped before its data is deleted.
 # (Jobs belong to the CronJob and go with it, by garbage collection.)
@@ -120,6 +121,7 @@ async def delete_data(runtime: Runtime, pipeline: StockPipeline, names: Pipeline
                 "KafkaUnavailable", f"Kafka at {bootstrap}: {short_reason(exc)}", permanent=False
             ) from None
         done.deleted += [f"topic {t}" for t in gone]
+    failpoint("operator.delete.before-bucket")  # a crash here leaves the deletion half done
     try:
         client = await s3_client(runtime, pipeline, names.namespace)
     except KubeError as exc:
