@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any, cast
 
+import tenacity
 from confluent_kafka import (
     OFFSET_INVALID,
     Consumer,
@@ -41,6 +42,8 @@ from marketpulse.storage import ObjectStore, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
+# Longest wait between two tries of S3 while it is down.
+STORAGE_MAX_BACKOFF_SECONDS = 10.0
 RECORDS = Counter("marketpulse_archive_records_total", "Records consumed from the ticks topic.")
 OBJECTS = Counter("marketpulse_archive_objects_written_total", "Bronze objects written to S3.")
 OBJECT_BYTES = Histogram(
@@ -309,26 +312,33 @@ class Archiver:
             )
 
     def _with_storage(self, action: Any) -> Any:
-        """Run an S3 call; while S3 is down, pause consumption, keep polling (group membership), retry."""
-        delay = 0.5
-        while True:
-            try:
-                result = action()
-            except StorageUnavailableError as exc:
-                S3_ERRORS.inc()
-                if self.storage_ok:
-                    self.storage_ok = False
-                    log.warning("S3 unavailable; consumption paused", extra={"error": str(exc)})
-                if self.shutdown.requested and delay >= 10.0:
-                    raise
-            else:
-                if not self.storage_ok:
-                    self.consumer.resume(self.consumer.assignment())
-                    self.storage_ok = True
-                    log.info("S3 available again; consumption resumed")
-                return result
-            self._keep_membership(delay)
-            delay = min(delay * 2, 10.0)
+        """Run an S3 call; while S3 is down, pause consumption, keep polling (group membership) between
+        tries, backing off to 10 s; give up only once shutdown was asked for and the wait is long."""
+
+        def paused(state: tenacity.RetryCallState) -> None:
+            S3_ERRORS.inc()
+            if self.storage_ok:
+                self.storage_ok = False
+                error = state.outcome.exception() if state.outcome else None
+                log.warning("S3 unavailable; consumption paused", extra={"error": str(error)})
+
+        def give_up(state: tenacity.RetryCallState) -> bool:
+            return self.shutdown.requested and (state.upcoming_sleep or 0) >= STORAGE_MAX_BACKOFF_SECONDS
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StorageUnavailableError),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=STORAGE_MAX_BACKOFF_SECONDS),
+            stop=give_up,
+            sleep=self._keep_membership,
+            before_sleep=paused,
+            reraise=True,
+        )
+        result = retrying(action)
+        if not self.storage_ok:
+            self.consumer.resume(self.consumer.assignment())
+            self.storage_ok = True
+            log.info("S3 available again; consumption resumed")
+        return result
 
     def _keep_membership(self, seconds: float) -> None:
         """Poll without consuming: paused partitions deliver nothing, but polling keeps us in the group."""

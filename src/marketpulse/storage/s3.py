@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import MinioException, S3Error, ServerError
 
 from marketpulse.storage.object_store import ObjectInfo, StorageUnavailableError
 
@@ -34,9 +35,59 @@ def minio_client(endpoint: str, access_key: str, secret_key: str, region: str = 
     )
 
 
-_RETRYABLE_PUT_CODES = frozenset(
-    {"InternalError", "ServiceUnavailable", "SlowDown", "InsufficientStorage", "XMinioStorageFull"}
+# Answers that say "not now" rather than "no": the caller pauses and tries again. NoSuchBucket is
+# one mid-run (the operator re-creates a pipeline's bucket on its next reconcile); a full disk too.
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "InsufficientStorage",
+        "XMinioStorageFull",
+        "NoSuchBucket",
+    }
 )
+
+
+def _status(exc: MinioException) -> int | None:
+    if isinstance(exc, S3Error):
+        return exc.response.status if exc.response is not None else None
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    # A body that is not S3's XML (a load balancer's HTML page, or nothing): the SDK keeps the
+    # status as the error's code and offers no accessor for it.
+    code = getattr(exc, "_code", None)
+    return code if isinstance(code, int) else None
+
+
+def is_transient(exc: Exception) -> bool:
+    """An S3 failure that waiting can cure: the network, throttling (503 SlowDown, 429), any 5xx
+    whatever its body, and the codes above. Everything else (403, a bad request) is for the caller."""
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return True
+    if not isinstance(exc, MinioException):
+        return False
+    if isinstance(exc, S3Error) and exc.code in _TRANSIENT_CODES:
+        return True
+    status = _status(exc)
+    return status is not None and (status >= 500 or status == 429)
+
+
+@contextmanager
+def _outage_is_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            raise StorageUnavailableError(f"S3 {exc.__class__.__name__}: {short(exc)}") from exc
+        raise
+
+
+def short(exc: Exception) -> str:
+    """At most a line of what S3 (or whatever answered) said: an HTML page is not a log message."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 class S3ObjectStore:
@@ -44,54 +95,36 @@ class S3ObjectStore:
         self.client = client
         self.bucket = bucket
 
-    @staticmethod
-    def _unavailable(exc: Exception) -> StorageUnavailableError:
-        return StorageUnavailableError(f"S3 bucket {exc.__class__.__name__}: {exc}")
-
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        try:
+        with _outage_is_unavailable():
             self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        except S3Error as exc:
-            # A full disk is an outage too: the archive pauses and retries rather than crash.
-            if exc.code in _RETRYABLE_PUT_CODES:
-                raise self._unavailable(exc) from exc
-            raise
 
     def get(self, key: str) -> bytes:
-        try:
+        with _outage_is_unavailable():
             response = self.client.get_object(self.bucket, key)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        try:
-            return bytes(response.read())
-        finally:
-            # Read to the end, so the connection goes back to the pool; close() would drop it and make
-            # every GET open a new TCP connection.
-            response.release_conn()
+            try:
+                return bytes(response.read())
+            finally:
+                # Read to the end, so the connection goes back to the pool; close() would drop it and
+                # make every GET open a new TCP connection.
+                response.release_conn()
 
     def download(self, key: str, path: Path) -> None:
-        try:
+        with _outage_is_unavailable():
             self.client.fget_object(self.bucket, key, str(path))
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unavailable(exc) from exc
 
     def exists(self, key: str) -> bool:
-        try:
-            self.client.stat_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return False
-            raise
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unavailable(exc) from exc
+        with _outage_is_unavailable():
+            try:
+                self.client.stat_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in _MISSING:
+                    return False
+                raise
         return True
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        try:
+        with _outage_is_unavailable():
             for item in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
                 if item.object_name is not None and not item.is_dir:
                     yield ObjectInfo(item.object_name, item.size or 0)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unavailable(exc) from exc
