@@ -160,7 +160,14 @@ class GoldBackend(abc.ABC):
 @contextmanager
 def _s3_errors(bucket: str, endpoint: str, key: str) -> Iterator[None]:
     try:
-        yield
+        try:
+            yield
+        except StorageUnavailableError as exc:
+            # A bucket gone mid-run is an outage to the workloads (the operator re-creates it), but
+            # to someone opening the dashboard it is a name to check: say that, from the S3 answer.
+            if isinstance(exc.__cause__, S3Error) and exc.__cause__.code == "NoSuchBucket":
+                raise exc.__cause__ from None
+            raise
     except S3Error as exc:
         if exc.code == "NoSuchBucket":
             raise DataError(
