@@ -7,6 +7,8 @@ and ConsumerPerformance, the ceiling the benchmarks compare against.
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -104,11 +106,19 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
+listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram_login}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+# Test broker only: the PLAINTEXT listeners (clients of the tests that predate SASL, the inter-broker
+# and controller connections) authenticate no one, so their principal is User:ANONYMOUS; making it a
+# super user keeps them working while the SASL listener enforces ACLs for every SCRAM user but admin.
+# A production broker never lists ANONYMOUS here (the chart's Kafka has no unauthenticated listener).
+super.users={super_users}
 log.dirs={log_dir}
 num.partitions=3
 auto.create.topics.enable=false
@@ -128,23 +138,55 @@ class KafkaServer:
     """A single-node KRaft broker+controller with its data under `workdir`.
 
     Clients connect to `host` (127.0.0.1 unless pods of the local node must reach it, then the node
-    link's host address); the controller listener stays on loopback.
+    link's host address); the controller listener stays on loopback. `port` is PLAINTEXT (anyone is
+    a super user there); `sasl_port` is SASL_PLAINTEXT with SCRAM-SHA-512, where ACLs apply to every
+    user but the super user `admin_user`, whose password is made at format time and kept in the
+    workdir (a restarted broker keeps its credentials with its data).
     """
 
     workdir: Path
     host: str = "127.0.0.1"
     port: int = 0
     controller_port: int = field(default_factory=free_port)
+    sasl_port: int = 0
     heap: str = "512m"
     process: ManagedProcess | None = None
+    admin_user: str = "admin"
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.sasl_port}"
+
+    @property
+    def admin_password(self) -> str:
+        path = self.workdir / "admin-password"
+        if not path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            # 0600 from the first byte: the password never sits in a file others may read.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
+    def sasl_config(self, username: str | None = None, password: str | None = None) -> dict[str, str]:
+        """librdkafka settings for the SASL listener, as `username` (the admin by default)."""
+        return {
+            "bootstrap.servers": self.sasl_bootstrap_servers,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": username or self.admin_user,
+            "sasl.password": password if password is not None else self.admin_password,
+        }
+
     def __post_init__(self) -> None:
         if not self.port:
             self.port = free_port(self.host)
+        if not self.sasl_port:
+            self.sasl_port = free_port(self.host)
 
     @property
     def log_path(self) -> Path:
@@ -174,6 +216,9 @@ class KafkaServer:
                 host=self.host,
                 port=self.port,
                 controller_port=self.controller_port,
+                sasl_port=self.sasl_port,
+                super_users=f"User:{self.admin_user};User:ANONYMOUS",
+                scram_login="org.apache.kafka.common.security.scram.ScramLoginModule required;",
                 log_dir=self.workdir / "data",
             )
         )
@@ -186,11 +231,26 @@ class KafkaServer:
         if uuid.returncode != 0:
             raise ComponentError(step, "kafka.tools.StorageTool random-uuid failed", uuid.stderr[-2000:])
         cluster_id = uuid.stdout.strip().splitlines()[-1]
-        run_step(
-            step,
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
-            log_path=self.log_path,
+        # Not run_step: its log records the command line, and this one holds the admin's password.
+        formatted = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+                # SCRAM credentials live in the cluster metadata: the admin must exist before the
+                # broker starts, since no one else may create users through the SASL listener.
+                "--add-scram",
+                f"SCRAM-SHA-512=[name={self.admin_user},password={self.admin_password}]",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
+        if formatted.returncode != 0:
+            raise ComponentError(step, "kafka.tools.StorageTool format failed", formatted.stderr[-2000:])
 
     def start(self, timeout: float = 90) -> KafkaServer:
         self.workdir.mkdir(parents=True, exist_ok=True)

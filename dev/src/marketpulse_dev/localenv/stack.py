@@ -165,7 +165,7 @@ SPECS: dict[str, ComponentSpec] = {
         preflight=node_network.preflight,
         builds=(KUBERNETES, ETCD, HELM, CONTAINERD, RUNC, COREDNS),
     ),
-    "kafka": ComponentSpec(ensure_kafka, _kafka, ("port", "controller_port")),
+    "kafka": ComponentSpec(ensure_kafka, _kafka, ("port", "controller_port", "sasl_port")),
     "s3": ComponentSpec(ensure_versitygw, _s3, ("port",), builds=(VERSITYGW,)),
     "k8s": ComponentSpec(
         _obtain_k8s,
