@@ -12,7 +12,13 @@ import yaml
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
 from marketpulse.contract.workloads import names_for
-from marketpulse.operator.builders import BuildContext, Capabilities, dashboard_url, render_children
+from marketpulse.operator.builders import (
+    BuildContext,
+    Capabilities,
+    build_pipeline_kafka_secret,
+    dashboard_url,
+    render_children,
+)
 from marketpulse.operator.diff import covers, manifest_hash, up_to_date, with_hash
 from marketpulse.operator.rbac import CLUSTER_RULES
 
@@ -214,6 +220,27 @@ def test_the_kafkauser_may_use_only_the_pipelines_topics_and_groups() -> None:
     assert env(found["Deployment/indices-ingest"])["KAFKA_SASL_PASSWORD"] == {
         "secretKeyRef": {"name": "indices", "key": "password"}
     }
+
+
+def test_a_direct_scram_pipeline_logs_in_as_its_namespaced_user_with_the_password_of_its_own_secret() -> None:
+    p = pipeline(
+        "direct-topics",
+        kafka={"topicBackend": "direct", "bootstrapServers": "k:9092", "authentication": "scram-sha-512"},
+    )
+    found = render(p)
+    ingest = env(found["Deployment/fx-lab-ingest"])
+    secret = build_pipeline_kafka_secret(BuildContext(names=names_for(p)), "pw")
+
+    assert not [k for k in found if k.startswith("KafkaUser/")]
+    assert ingest["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert ingest["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert ingest["KAFKA_SASL_USERNAME"] == "trading.fx-lab"
+    assert ingest["KAFKA_SASL_PASSWORD"] == {"secretKeyRef": {"name": "fx-lab-kafka", "key": "password"}}
+    assert env(found["Deployment/fx-lab-archive"])["KAFKA_SASL_PASSWORD"] == ingest["KAFKA_SASL_PASSWORD"]
+    assert secret["metadata"]["name"] == "fx-lab-kafka"
+    assert secret["metadata"]["labels"]["app.kubernetes.io/instance"] == "fx-lab"
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "marketpulse-operator"
+    assert secret["stringData"] == {"password": "pw"}
 
 
 def test_the_dashboard_ingress_serves_its_host_over_tls_with_its_class_and_annotations() -> None:

@@ -192,8 +192,9 @@ class KafkaSpec(ApiModel):
     authentication: KafkaAuthentication = Field(
         default="none",
         description=(
-            "none: plain connections. scram-sha-512 (strimzi only): a KafkaUser with ACLs limited to the "
-            "pipeline's topics and consumer groups; workloads log in with the password Strimzi generates."
+            "none: plain connections. scram-sha-512: a SCRAM user allowed only the pipeline's topics and "
+            "consumer groups (strimzi: a KafkaUser; direct: the user <namespace>.<name> and its ACLs, made "
+            "through the admin API, its password in the Secret <name>-kafka); workloads log in as it."
         ),
     )
 
@@ -205,18 +206,6 @@ class KafkaSpec(ApiModel):
     )
     def _direct_has_bootstrap_servers(self) -> bool:
         return self.topic_backend != "direct" or self.bootstrap_servers is not None
-
-    @rule(
-        cel="self.authentication == 'none' || self.topicBackend == 'strimzi'",
-        message=(
-            "kafka.authentication scram-sha-512 needs kafka.topicBackend strimzi: "
-            "users and ACLs are managed as Strimzi KafkaUsers"
-        ),
-        field_path=".authentication",
-        reason="FieldValueForbidden",
-    )
-    def _authentication_needs_strimzi(self) -> bool:
-        return self.authentication == "none" or self.topic_backend == "strimzi"
 
     @transition_rule(
         cel="self.partitions >= oldSelf.partitions",

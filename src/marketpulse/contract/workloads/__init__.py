@@ -16,15 +16,18 @@ from marketpulse.contract.workloads.model import (
 from marketpulse.contract.workloads.names import PipelineNames, names_for
 from marketpulse.contract.workloads.render import (
     DASHBOARD_PORT,
+    KAFKA_PASSWORD_KEY,
     METRICS_PORT,
     WAREHOUSE_DIR,
     Platform,
     bootstrap_servers,
+    kafka_credentials,
     render_workloads,
 )
 
 __all__ = [
     "DASHBOARD_PORT",
+    "KAFKA_PASSWORD_KEY",
     "METRICS_PORT",
     "WAREHOUSE_DIR",
     "EnvVar",
@@ -37,6 +40,7 @@ __all__ = [
     "SecretRef",
     "Workload",
     "bootstrap_servers",
+    "kafka_credentials",
     "names_for",
     "render_workloads",
 ]

@@ -113,7 +113,20 @@ class PipelineNames:
 
     @property
     def kafka_user(self) -> str:
+        """The Strimzi KafkaUser (and the Secret its User Operator writes the password into)."""
         return fit(self.name)
+
+    @property
+    def kafka_scram_user(self) -> str:
+        """The SCRAM user the operator makes with the direct backend: `<namespace>.<name>`. One broker
+        serves every namespace, so a bare pipeline name would let `demo` of two teams share one
+        principal and each other's ACLs; names hold no dots, so this is unique."""
+        return self.topic_prefix
+
+    @property
+    def kafka_secret(self) -> str:
+        """The Secret holding the direct backend's SCRAM password (key `password`)."""
+        return fit(f"{self.name}-kafka")
 
     @property
     def warehouse_claim(self) -> str:

@@ -29,6 +29,7 @@ WAREHOUSE_DIR = "/var/lib/marketpulse/warehouse"
 DUCKDB_FILE = "marketpulse.duckdb"
 SNOWFLAKE_KEY_DIR = "/var/run/secrets/marketpulse/snowflake"
 KAFKA_BOOTSTRAP_PORT = 9092
+KAFKA_PASSWORD_KEY = "password"  # noqa: S105 - the key in the Secret, as Strimzi names it
 
 # A spec scenario is a fault injected once, early enough to be seen in a demo; the ingest
 # settings express scenarios as {kind, at} with `at` a global tick index.
@@ -88,17 +89,23 @@ def common_env(spec: StockPipelineSpec, names: PipelineNames) -> list[EnvVar]:
         EnvVar(variable(CommonSettings, "metrics_host"), POD_BIND_ADDRESS),
     ]
     if spec.kafka.authentication == "scram-sha-512":
-        # Strimzi's User Operator writes the generated password into a Secret named after the user.
+        user, password = kafka_credentials(spec, names)
         env += [
             EnvVar(variable(CommonSettings, "kafka_security_protocol"), "SASL_PLAINTEXT"),
             EnvVar(variable(CommonSettings, "kafka_sasl_mechanism"), "SCRAM-SHA-512"),
-            EnvVar(variable(CommonSettings, "kafka_sasl_username"), names.kafka_user),
-            EnvVar(
-                variable(CommonSettings, "kafka_sasl_password"),
-                secret=SecretRef(names.kafka_user, "password"),
-            ),
+            EnvVar(variable(CommonSettings, "kafka_sasl_username"), user),
+            EnvVar(variable(CommonSettings, "kafka_sasl_password"), secret=password),
         ]
     return env
+
+
+def kafka_credentials(spec: StockPipelineSpec, names: PipelineNames) -> tuple[str, SecretRef]:
+    """The SCRAM user of a pipeline and where its password is. Strimzi's User Operator writes the
+    password into a Secret named after the KafkaUser; with the direct backend the operator makes
+    both the user and its Secret."""
+    if spec.kafka.topic_backend == "direct":
+        return names.kafka_scram_user, SecretRef(names.kafka_secret, KAFKA_PASSWORD_KEY)
+    return names.kafka_user, SecretRef(names.kafka_user, KAFKA_PASSWORD_KEY)
 
 
 def _source_env(spec: StockPipelineSpec, names: PipelineNames, platform: Platform) -> list[EnvVar]:

@@ -17,6 +17,7 @@ from marketpulse.operator.builders.dashboard import (
     dashboard_url,
 )
 from marketpulse.operator.builders.kafka import (
+    build_pipeline_kafka_secret,
     build_pipeline_kafkauser,
     build_topic_kafkatopic,
 )
@@ -35,15 +36,18 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
     """Every Kubernetes object of the pipeline, in the order they are best created.
 
     Volumes first so that a workload never waits on a claim that does not exist yet; KafkaTopics
-    and the KafkaUser only with the strimzi backend and where the cluster serves those kinds;
+    and the KafkaUser only with the strimzi backend and where the cluster serves those kinds (the
+    direct backend's Kafka password Secret is made once by the reconcile, not rendered here);
     the dashboard's Ingress only when asked for; the NetworkPolicy unless the platform turns it
     off; monitoring only where the Prometheus Operator's kinds are served.
     """
     spec, caps = pipeline.spec, ctx.capabilities
     children: list[Manifest] = []
-    if spec.kafka.topic_backend == "strimzi" and caps.kafka_topic_version:
+    strimzi = spec.kafka.topic_backend == "strimzi"
+    if strimzi and caps.kafka_topic_version:
         children += [build_topic_kafkatopic(plan, spec, ctx) for plan in plan_topics(spec, ctx.names)]
-    if spec.kafka.authentication == "scram-sha-512" and caps.kafka_user_version:
+    # With the direct backend the operator makes the SCRAM user through the admin API instead.
+    if strimzi and spec.kafka.authentication == "scram-sha-512" and caps.kafka_user_version:
         children.append(build_pipeline_kafkauser(spec, ctx))
     if spec.warehouse.type == "duckdb":
         children.append(build_warehouse_pvc(spec, ctx))
@@ -65,6 +69,7 @@ __all__ = [
     "BuildContext",
     "Capabilities",
     "Manifest",
+    "build_pipeline_kafka_secret",
     "dashboard_url",
     "render_children",
 ]

@@ -6,7 +6,8 @@ from typing import Any
 
 from marketpulse.contract.api import StockPipelineSpec
 from marketpulse.contract.topics import TopicPlan
-from marketpulse.operator.builders.context import BuildContext
+from marketpulse.contract.workloads import KAFKA_PASSWORD_KEY
+from marketpulse.operator.builders.context import BuildContext, object_meta
 
 STRIMZI_CLUSTER_LABEL = "strimzi.io/cluster"
 
@@ -60,4 +61,16 @@ def build_pipeline_kafkauser(spec: StockPipelineSpec, ctx: BuildContext) -> dict
             "authentication": {"type": "scram-sha-512"},
             "authorization": {"type": "simple", "acls": [*topic_acls, group_acl]},
         },
+    }
+
+
+def build_pipeline_kafka_secret(ctx: BuildContext, password: str) -> dict[str, Any]:
+    """The direct backend's SCRAM password, which the workloads read by secretKeyRef. Created once
+    and never applied again: the broker keeps only a salted hash, so a new password means a new login."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object_meta(ctx.names.kafka_secret, ctx, "kafka"),
+        "type": "Opaque",
+        "stringData": {KAFKA_PASSWORD_KEY: password},
     }
