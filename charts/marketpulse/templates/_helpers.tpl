@@ -135,10 +135,11 @@ marketpulse.operator.rbac.CLUSTER_RULES; a test keeps them equal.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors", "prometheusrules"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Application: storage.credentialsSecret, read to create the bucket; never copied or logged.
+# Application: storage.credentialsSecret, read to create the bucket, never copied or logged; and
+# with direct topics and SCRAM, the pipeline's Kafka password, created once (never updated).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create"]
 # Application: the pods of its workloads, watched to say in the status why they cannot run; read only.
 - apiGroups: [""]
   resources: ["pods"]

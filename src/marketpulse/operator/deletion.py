@@ -22,6 +22,7 @@ from minio.error import S3Error
 
 from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.workloads import PipelineNames, bootstrap_servers
+from marketpulse.operator import kafka_access
 from marketpulse.operator.backends import buckets, topics
 from marketpulse.operator.children import list_pods, prune
 from marketpulse.operator.deletion_budget import CleanupFailedError, WorkloadsStopping
@@ -66,10 +67,15 @@ async def cleanup(runtime: Runtime, body: Mapping[str, Any]) -> Cleanup:
     """Delete or release the pipeline's data, as its deletionPolicy says; what was done, by name."""
     pipeline = parse(body)
     ctx = runtime.context(pipeline, (body.get("status") or {}).get("bucket"))
-    if pipeline.spec.deletion_policy == "Delete":
+    delete = pipeline.spec.deletion_policy == "Delete"
+    if delete:
         await stop_workloads(runtime, ctx.names, body)
-        return await delete_data(runtime, pipeline, ctx.names)
-    return await release_data(runtime, pipeline, ctx.names)
+    # Whatever the policy, and before the data (whose cleanup may be given up on): kept topics are
+    # data, the pipeline's login to them is not.
+    removed = await kafka_access.remove_principal(runtime, pipeline, ctx.names)
+    done = await (delete_data if delete else release_data)(runtime, pipeline, ctx.names)
+    done.deleted[:0] = removed
+    return done
 
 
 async def stop_workloads(runtime: Runtime, names: PipelineNames, body: Mapping[str, Any]) -> None:

@@ -211,6 +211,24 @@ class KubeApi:
         )
         return applied or {}
 
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create the object; None when it exists already (for what must be made once, never updated:
+        server-side apply would overwrite it)."""
+        ref = Ref.of(manifest)
+        API_WRITES.labels(ref.kind, "create").inc()
+        try:
+            return await self._run(
+                "POST",
+                object_path(ref.api_version, ref.kind, ref.namespace),
+                body=manifest,
+                query=[("fieldManager", FIELD_MANAGER)],
+                content_type="application/json",
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                return None
+            raise
+
     async def merge_patch(self, ref: Ref, patch: dict[str, Any]) -> None:
         API_WRITES.labels(ref.kind, "patch").inc()
         await self._run("PATCH", ref.path, body=patch, content_type="application/merge-patch+json")

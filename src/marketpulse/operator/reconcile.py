@@ -16,8 +16,8 @@ from typing import Any
 
 from marketpulse.contract.api import StockPipeline, StockPipelineInvalid, validate_stockpipeline
 from marketpulse.contract.workloads import PipelineNames
-from marketpulse.operator import children
-from marketpulse.operator.builders import Manifest, dashboard_url, render_children
+from marketpulse.operator import children, kafka_access
+from marketpulse.operator.builders import BuildContext, Manifest, dashboard_url, render_children
 from marketpulse.operator.diff import with_hash
 from marketpulse.operator.hosts import claim_of, conflict_message
 from marketpulse.operator.kube import KubeError
@@ -25,7 +25,7 @@ from marketpulse.operator.observe import ChildResult, Pods, by_component, pipeli
 from marketpulse.operator.policy import endpoint_refusals, replay_refusal
 from marketpulse.operator.provision import ensure_bucket, ensure_direct_topics, secret_refusals
 from marketpulse.operator.runtime import Runtime
-from marketpulse.operator.status import Observed
+from marketpulse.operator.status import Check, Observed
 
 Adopt = Callable[[list[Manifest]], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -77,6 +77,19 @@ def _now() -> datetime:
 
 async def _nothing() -> None:
     return None
+
+
+async def direct_kafka(
+    runtime: Runtime, pipeline: StockPipeline, ctx: BuildContext, uid: str, adopt: Adopt
+) -> Check:
+    """Topics through the admin API and, with SCRAM, the pipeline's own user and ACLs (prefixed, so
+    either may come first)."""
+    scram = pipeline.spec.kafka.authentication == "scram-sha-512"
+    topics, principal = await asyncio.gather(
+        ensure_direct_topics(runtime, pipeline, ctx),
+        kafka_access.ensure_principal(runtime, pipeline, ctx, uid, adopt) if scram else _nothing(),
+    )
+    return kafka_access.with_principal(topics, principal)
 
 
 async def reconcile(
@@ -133,7 +146,7 @@ async def reconcile(
     child_results, prunes, topic_check, listed_pods = await asyncio.gather(
         asyncio.gather(*(children.sync_child(kube, m, fresh=fresh) for m in desired)),
         _nothing() if fresh or not prune_kinds else children.prune(kube, names, uid, desired, prune_kinds),
-        ensure_direct_topics(runtime, pipeline, ctx) if direct else _nothing(),
+        direct_kafka(runtime, pipeline, ctx, uid, adopt) if direct else _nothing(),
         # A pipeline just created has no pods yet.
         _nothing() if fresh else children.list_pods(kube, names),
         return_exceptions=True,

@@ -55,7 +55,7 @@ class Runtime:
 
     def admin(self, bootstrap: str) -> AdminClient:
         if bootstrap not in self.admins:
-            self.admins[bootstrap] = topics.admin_client(bootstrap)
+            self.admins[bootstrap] = topics.admin_client(bootstrap, self.settings.kafka_admin_config())
         return self.admins[bootstrap]
 
     def lock(self, uid: str) -> asyncio.Lock:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketpulse.contract.workloads import Platform
@@ -58,6 +59,14 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 turns the metrics endpoint off.")
     health_port: int = Field(8081, ge=0, le=65535, description="0 turns the liveness endpoint off.")
     kafka_timeout_seconds: float = Field(5.0, gt=0)
+    # How the operator's admin client logs in to the brokers of direct-backend pipelines. A broker with
+    # an authorizer needs a super user here: it makes topics, SCRAM users and ACLs for every pipeline.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "", validate_default=True
+    )
+    kafka_sasl_username: str = Field("", validate_default=True)
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), validate_default=True)
 
     # What a StockPipeline may name (see operator/policy.py): comma-separated `host`, `host:port`,
     # `.suffix` (sub-domains) or `*`. The operator's own s3_endpoint is always allowed.
@@ -110,6 +119,45 @@ class OperatorSettings(BaseSettings):
             retry_seconds=self.cleanup_retry_seconds,
             stop_timeout_seconds=self.workload_stop_timeout_seconds,
         )
+
+    # Field validators, not one over the model: a model's error would echo every input, the password too.
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _mechanism_needs_sasl(cls, value: str, info: ValidationInfo) -> str:
+        protocol = info.data.get("kafka_security_protocol", "")
+        if protocol.startswith("SASL_") and not value:
+            raise ValueError(f"MARKETPULSE_KAFKA_SECURITY_PROTOCOL {protocol} needs a SASL mechanism")
+        if value and not protocol.startswith("SASL_"):
+            raise ValueError(
+                f"is set but MARKETPULSE_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                "choose SASL_PLAINTEXT or SASL_SSL"
+            )
+        return value
+
+    @field_validator("kafka_sasl_username")
+    @classmethod
+    def _username_with_sasl(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("kafka_sasl_mechanism") and not value:
+            raise ValueError("MARKETPULSE_KAFKA_SASL_MECHANISM is set, so the admin's user name is needed")
+        return value
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _password_with_sasl(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if info.data.get("kafka_sasl_mechanism") and not value.get_secret_value():
+            raise ValueError("MARKETPULSE_KAFKA_SASL_MECHANISM is set, so the admin's password is needed")
+        return value
+
+    def kafka_admin_config(self) -> dict[str, str]:
+        """librdkafka settings of the operator's admin client, besides the bootstrap servers."""
+        config: dict[str, str] = {"security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            config |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_sasl_username,
+                "sasl.password": self.kafka_sasl_password.get_secret_value(),
+            }
+        return config
 
     def endpoint_policy(self) -> EndpointPolicy:
         return EndpointPolicy(

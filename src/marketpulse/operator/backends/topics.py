@@ -27,8 +27,9 @@ class TopicsOutcome:
     partitions: dict[str, int] = field(default_factory=dict)
 
 
-def admin_client(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000})
+def admin_client(bootstrap_servers: str, login: Mapping[str, str] | None = None) -> AdminClient:
+    """An admin client of `bootstrap_servers`; `login`: security.protocol and sasl.* settings."""
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000, **(login or {})})
 
 
 def _wait(futures: Mapping[str, Future[Any]], timeout: float, *, tolerate: str) -> None:
