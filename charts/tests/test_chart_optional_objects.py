@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_manifests import Render, kinds, of_kind, one
+from chart_manifests import Render, container, kinds, of_kind, one
 
 from marketpulse.contract.api.v1alpha1 import StockPipeline
 
@@ -158,10 +158,74 @@ def test_the_dev_kafka_cluster_is_kraft_with_one_dual_role_node_pool_named_for_t
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "marketpulse"
     assert pool["spec"]["roles"] == ["controller", "broker"]
     assert kafka["spec"]["kafka"]["listeners"] == [
-        {"name": "plain", "port": 9092, "type": "internal", "tls": False}
+        {
+            "name": "plain",
+            "port": 9092,
+            "type": "internal",
+            "tls": False,
+            "authentication": {"type": "scram-sha-512"},
+        }
     ]
     assert kafka["spec"]["entityOperator"] == {"topicOperator": {}, "userOperator": {}}
     assert "annotations" not in kafka["metadata"]
+
+
+def test_the_dev_kafka_authenticates_every_client_and_its_one_super_user_is_the_operators_kafkauser(
+    render: Render,
+) -> None:
+    manifests = render(files=[CI / "kafka-values.yaml"])
+    kafka = one(manifests, "Kafka")
+    user = one(manifests, "KafkaUser")
+    env = {e["name"]: e for e in container(manifests)["env"]}
+
+    assert kafka["spec"]["kafka"]["authorization"] == {
+        "type": "simple",
+        "superUsers": ["mp-marketpulse-operator"],
+    }
+    assert user["metadata"]["name"] == "mp-marketpulse-operator"
+    assert user["metadata"]["labels"]["strimzi.io/cluster"] == "marketpulse"
+    assert user["spec"] == {"authentication": {"type": "scram-sha-512"}}
+    assert env["MARKETPULSE_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_PLAINTEXT"
+    assert env["MARKETPULSE_KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+    assert env["MARKETPULSE_KAFKA_SASL_USERNAME"]["value"] == "mp-marketpulse-operator"
+    # Strimzi's User Operator writes the password into the Secret named after the KafkaUser.
+    assert env["MARKETPULSE_KAFKA_SASL_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "mp-marketpulse-operator", "key": "password"}
+    }
+
+
+def test_should_not_authenticate_or_authorize_when_kafka_authentication_is_none(render: Render) -> None:
+    manifests = render({"kafka": {"create": True, "authentication": "none"}})
+    kafka = one(manifests, "Kafka")
+    env = {e["name"]: e for e in container(manifests)["env"]}
+
+    assert "authentication" not in kafka["spec"]["kafka"]["listeners"][0]
+    assert "authorization" not in kafka["spec"]["kafka"]
+    assert not of_kind(manifests, "KafkaUser")
+    assert env["MARKETPULSE_KAFKA_SECURITY_PROTOCOL"]["value"] == "PLAINTEXT"
+    assert "MARKETPULSE_KAFKA_SASL_PASSWORD" not in env
+
+
+def test_the_operators_sasl_login_to_any_kafka_comes_from_its_secret_by_reference(render: Render) -> None:
+    login = {"securityProtocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-256", "secretName": "kafka-admin"}
+    env = {e["name"]: e for e in container(render({"operator": {"kafkaLogin": login}}))["env"]}
+
+    assert env["MARKETPULSE_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env["MARKETPULSE_KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-256"
+    assert env["MARKETPULSE_KAFKA_SASL_USERNAME"]["valueFrom"] == {
+        "secretKeyRef": {"name": "kafka-admin", "key": "username"}
+    }
+    assert env["MARKETPULSE_KAFKA_SASL_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "kafka-admin", "key": "password"}
+    }
+
+
+def test_a_sasl_login_without_its_secret_is_refused_naming_the_value(
+    template: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    result = template({"operator": {"kafkaLogin": {"securityProtocol": "SASL_PLAINTEXT"}}})
+    assert result.returncode != 0
+    assert "operator.kafkaLogin.secretName: required with a SASL securityProtocol" in result.stderr
 
 
 def test_a_v1beta2_kafka_cluster_carries_the_kraft_and_node_pool_annotations(render: Render) -> None:

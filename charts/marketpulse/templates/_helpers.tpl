@@ -222,6 +222,7 @@ containers:
         value: {{ .Values.security.allowPlainHttp | quote }}
       - name: MARKETPULSE_ADOPT_UNOWNED_BUCKETS
         value: {{ .Values.security.adoptUnownedBuckets | quote }}
+      {{- include "marketpulse.kafkaLoginEnv" . | nindent 6 }}
       - name: S3_ACCESS_KEY
         valueFrom:
           secretKeyRef:
@@ -313,4 +314,50 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- define "marketpulse.uninstallLabels" -}}
 {{ include "marketpulse.commonLabels" . }}
 app.kubernetes.io/component: uninstall
+{{- end }}
+
+{{/* The chart's Kafka's super user (a KafkaUser), the operator's login when the chart makes the Kafka. */}}
+{{- define "marketpulse.kafkaOperatorUser" -}}
+{{- printf "%s-operator" (include "marketpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+MARKETPULSE_KAFKA_* of the operator's admin login: the chart's KafkaUser when the chart makes a SCRAM
+Kafka and operator.kafkaLogin names no Secret; else operator.kafkaLogin. Passwords by secretKeyRef only.
+*/}}
+{{- define "marketpulse.kafkaLoginEnv" -}}
+{{- $login := .Values.operator.kafkaLogin }}
+{{- if and .Values.kafka.create (eq .Values.kafka.authentication "scram-sha-512") (not $login.secretName) }}
+{{- $user := include "marketpulse.kafkaOperatorUser" . }}
+- name: MARKETPULSE_KAFKA_SECURITY_PROTOCOL
+  value: SASL_PLAINTEXT
+- name: MARKETPULSE_KAFKA_SASL_MECHANISM
+  value: SCRAM-SHA-512
+- name: MARKETPULSE_KAFKA_SASL_USERNAME
+  value: {{ $user | quote }}
+- name: MARKETPULSE_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $user }}
+      key: password
+{{- else if hasPrefix "SASL_" $login.securityProtocol }}
+{{- $secret := required "operator.kafkaLogin.secretName: required with a SASL securityProtocol (a Secret with keys username and password)" $login.secretName }}
+- name: MARKETPULSE_KAFKA_SECURITY_PROTOCOL
+  value: {{ $login.securityProtocol | quote }}
+- name: MARKETPULSE_KAFKA_SASL_MECHANISM
+  value: {{ $login.saslMechanism | quote }}
+- name: MARKETPULSE_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: username
+- name: MARKETPULSE_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: password
+{{- else }}
+- name: MARKETPULSE_KAFKA_SECURITY_PROTOCOL
+  value: {{ $login.securityProtocol | quote }}
+{{- end }}
 {{- end }}
