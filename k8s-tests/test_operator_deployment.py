@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from kubernetes import client
 from operator_harness import (
     DEMO_CHILDREN,
@@ -20,6 +19,7 @@ from operator_harness import (
     children,
     handled,
     sample,
+    service_account_kubeconfig,
     wait_for,
     wait_status,
 )
@@ -31,27 +31,6 @@ from marketpulse_dev.localenv.s3 import S3Server
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 
 ROOT = Path(__file__).parents[1]
-
-
-def _service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates with a TokenRequest token of `account`, nothing else."""
-    token = cluster.core.create_namespaced_service_account_token(
-        account, namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    ).status.token
-    admin = yaml.safe_load(cluster.kube.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [
-            {"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}
-        ],
-        "current-context": account,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 def test_the_operator_reconciles_under_exactly_the_chart_rbac_with_peering_metrics_and_health(
@@ -72,7 +51,7 @@ def test_the_operator_reconciles_under_exactly_the_chart_rbac_with_peering_metri
             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
         }
     )
-    kubeconfig = _service_account_kubeconfig(cluster, namespace, account, tmp_path / "kubeconfig")
+    kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "kubeconfig")
     metrics_port, health_port = free_port(), free_port()
     env = {
         **os.environ,

@@ -3,8 +3,9 @@ its own topics and consumer groups only, on a broker with SASL/SCRAM and the Sta
 
 from __future__ import annotations
 
-import base64
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from operator_harness import (
     Cluster,
     condition,
     handled,
+    operator_account,
     operator_settings,
     running_operator,
     sample,
@@ -21,16 +23,24 @@ from operator_harness import (
     wait_status,
 )
 
+from marketpulse.contract.settings.common import CommonSettings
 from marketpulse.contract.workloads import PipelineNames
 from marketpulse.operator.backends import kafka_principals
 from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.s3 import S3Server
-from marketpulse_dev.pytest_plugin import KubeTarget
+from marketpulse_dev.pytest_plugin import KubeTarget, container_environment
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 
 RECORDS = 200
 TIMEOUT = 10.0
+
+
+@pytest.fixture
+def account(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """Under exactly the operator's RBAC: making the Kafka password Secret must be one of its rights."""
+    with operator_account(cluster, namespace, tmp_path / "kubeconfig") as kubeconfig:
+        yield kubeconfig
 
 
 def _pipeline(name: str, kafka_server: KafkaServer, policy: str) -> dict[str, Any]:
@@ -44,11 +54,13 @@ def _pipeline(name: str, kafka_server: KafkaServer, policy: str) -> dict[str, An
     return document
 
 
-def _login(cluster: Cluster, namespace: str, kafka_server: KafkaServer, name: str) -> dict[str, str]:
-    """What the pipeline's workloads log in with: their user, the password from their Secret."""
-    secret = cluster.core.read_namespaced_secret(f"{name}-kafka", namespace)
-    password = base64.b64decode(secret.data["password"]).decode()
-    return kafka_server.sasl_config(f"{namespace}.{name}", password)
+def _login(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    """What the pipeline's ingest logs in with: its pod's environment as the kubelet resolves it (the
+    password from the pipeline's Secret), read by the workloads' own settings."""
+    deployment = cluster.apps.read_namespaced_deployment(f"{name}-ingest", namespace)
+    container = deployment.spec.template.spec.containers[0]
+    env = container_environment(cluster.api, namespace, container)
+    return CommonSettings(**env).kafka_config()
 
 
 def _produce(login: dict[str, str], topic: str, count: int) -> list[KafkaError | None]:
@@ -84,12 +96,18 @@ def _consume(login: dict[str, str], topic: str, group: str, count: int) -> tuple
 
 
 def test_pipeline_a_is_refused_pipeline_bs_topics_and_groups_loses_nothing_of_its_own_and_leaves_no_login(
-    cluster: Cluster, kube: KubeTarget, s3_server: S3Server, namespace: str, kafka_server: KafkaServer
+    cluster: Cluster,
+    kube: KubeTarget,
+    s3_server: S3Server,
+    namespace: str,
+    kafka_server: KafkaServer,
+    account: Path,
 ) -> None:
     cluster.crd_set(strimzi="v1", monitoring=False)
     settings = operator_settings(
         kube,
         s3_server,
+        kubeconfig=account,
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_mechanism="SCRAM-SHA-512",
         kafka_sasl_username=kafka_server.admin_user,
@@ -103,7 +121,7 @@ def test_pipeline_a_is_refused_pipeline_bs_topics_and_groups_loses_nothing_of_it
         cluster.apply_yaml(namespace, _pipeline("fx-b", kafka_server, "Delete"))
         first = wait_status(cluster, namespace, "fx-a", handled(1), "A's first reconcile")
         wait_status(cluster, namespace, "fx-b", handled(1), "B's first reconcile")
-        login_a, login_b = (_login(cluster, namespace, kafka_server, n) for n in ("fx-a", "fx-b"))
+        login_a, login_b = (_login(cluster, namespace, n) for n in ("fx-a", "fx-b"))
         secret = cluster.core.read_namespaced_secret("fx-a-kafka", namespace)
         ingest = cluster.apps.read_namespaced_deployment("fx-a-ingest", namespace)
 
@@ -117,7 +135,7 @@ def test_pipeline_a_is_refused_pipeline_bs_topics_and_groups_loses_nothing_of_it
         # A change of the spec reconciles again: the password stays, so A's login still works.
         cluster.patch_spec(namespace, "fx-a", {"kafka": {"partitions": 4}})
         wait_status(cluster, namespace, "fx-a", handled(2), "A's second reconcile")
-        again = _login(cluster, namespace, kafka_server, "fx-a")
+        again = _login(cluster, namespace, "fx-a")
         after_change = _produce(again, a.ticks_topic, 1)
 
         cluster.delete_pipeline(namespace, "fx-a")

@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from marketpulse.contract.api import GROUP, PLURAL, VERSION
 from marketpulse.contract.api.crd import CRD_RELATIVE_PATH
 from marketpulse.operator.handlers import build_registry
+from marketpulse.operator.rbac import cluster_role
 from marketpulse.operator.settings import OperatorSettings
 from marketpulse_dev.localenv.s3 import S3Server
 from marketpulse_dev.pytest_plugin import KubeTarget, eventually
@@ -178,6 +179,52 @@ class Cluster:
     def events(self, namespace: str, name: str) -> list[client.CoreV1Event]:
         found = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
         return list(found.items)
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates with a TokenRequest token of `account`, nothing else."""
+    token = cluster.core.create_namespaced_service_account_token(
+        account, namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    ).status.token
+    admin = yaml.safe_load(cluster.kube.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [
+            {"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}
+        ],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+@contextlib.contextmanager
+def operator_account(cluster: Cluster, namespace: str, path: Path) -> Iterator[Path]:
+    """A kubeconfig of a ServiceAccount bound to exactly the operator's ClusterRole (rbac.py), which
+    goes with the context."""
+    account, role_name = "marketpulse-operator", f"marketpulse-operator-{namespace}"
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    cluster.core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+    rbac.create_cluster_role(cluster_role(role_name))
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name}
+    try:
+        rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": role_name},
+                "roleRef": role_ref,
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            }
+        )
+        try:
+            yield service_account_kubeconfig(cluster, namespace, account, path)
+        finally:
+            rbac.delete_cluster_role_binding(role_name)
+    finally:
+        rbac.delete_cluster_role(role_name)
 
 
 def sample(name: str) -> dict[str, Any]:
