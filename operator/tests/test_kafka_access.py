@@ -3,13 +3,26 @@ principal's outcome joins the Topics condition without hiding a failure of eithe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
 import pytest
 
-from marketpulse.operator.kafka_access import SecretNotOwnedError, _password_of, with_principal
+from marketpulse.contract.api import validate_stockpipeline
+from marketpulse.contract.workloads import names_for
+from marketpulse.operator.builders import Capabilities
+from marketpulse.operator.deletion_budget import CleanupFailedError
+from marketpulse.operator.kafka_access import (
+    SecretNotOwnedError,
+    _password_of,
+    remove_principal,
+    with_principal,
+)
+from marketpulse.operator.runtime import Runtime
+from marketpulse.operator.settings import OperatorSettings
 from marketpulse.operator.status import Check
+from marketpulse_dev.localenv.process import free_port
 
 UID = "0b5e-uid"
 
@@ -43,3 +56,33 @@ def test_the_topics_condition_reports_a_failure_of_either_and_both_messages_when
     assert with_principal(down, user) == down
     assert with_principal(topics, refused) == refused
     assert with_principal(topics, user) == Check.ok("TopicsReady", "3 topics; user ns.fx")
+
+
+def _remove_with_the_broker_down(authentication: str) -> list[str]:
+    settings = OperatorSettings(kafka_timeout_seconds=0.5, allowed_kafka_servers="127.0.0.1")
+    runtime = Runtime(settings, kube=None, capabilities=Capabilities())  # type: ignore[arg-type]
+    spec = {
+        "watchlist": ["AAPL"],
+        "kafka": {
+            "topicBackend": "direct",
+            "bootstrapServers": f"127.0.0.1:{free_port()}",  # nothing listens there
+            "authentication": authentication,
+        },
+    }
+    meta = {"name": "fx", "namespace": "ns"}
+    kind = {"apiVersion": "marketpulse.io/v1alpha1", "kind": "StockPipeline"}
+    pipeline = validate_stockpipeline({**kind, "metadata": meta, "spec": spec})
+    try:
+        return asyncio.run(remove_principal(runtime, pipeline, names_for(pipeline)))
+    finally:
+        runtime.pool.shutdown(wait=False)
+
+
+def test_a_pipelines_login_that_cannot_be_removed_yet_fails_its_cleanup_as_one_that_may_pass() -> None:
+    with pytest.raises(CleanupFailedError) as caught:
+        _remove_with_the_broker_down("scram-sha-512")
+    assert (caught.value.reason, caught.value.permanent) == ("KafkaUnavailable", False)
+
+
+def test_a_pipeline_without_scram_is_never_held_up_by_looking_for_a_login() -> None:
+    assert _remove_with_the_broker_down("none") == []

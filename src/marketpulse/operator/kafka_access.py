@@ -125,15 +125,24 @@ async def remove_principal(runtime: Runtime, pipeline: StockPipeline, names: Pip
     timeout = runtime.settings.kafka_timeout_seconds
     try:
         return await runtime.blocking(lambda: kafka_principals.remove_principal(admin, names, timeout))
-    except kafka_principals.PrincipalError as exc:
+    except Exception as exc:
+        if spec.kafka.authentication != "scram-sha-512":
+            # Best effort: such a pipeline most likely never had a user, and its deletion must not
+            # wait on a broker that is down or on rights (user and ACL admin) it never needed.
+            return []
+        raise _cleanup_failure(bootstrap, exc) from None
+
+
+def _cleanup_failure(bootstrap: str, exc: Exception) -> CleanupFailedError:
+    if isinstance(exc, kafka_principals.PrincipalError):
         denied = exc.code in _DENIED
-        raise CleanupFailedError(
+        return CleanupFailedError(
             "KafkaAccessDenied" if denied else "KafkaUnavailable",
             f"Kafka at {bootstrap}: {exc}",
             permanent=denied,
             remedy="make the operator's Kafka login a super user, so that it can delete users and ACLs",
-        ) from None
-    except Exception as exc:  # the broker unreachable: it may come back
-        raise CleanupFailedError(
-            "KafkaUnavailable", f"Kafka at {bootstrap}: {short_reason(exc)}", permanent=False
-        ) from None
+        )
+    # The broker unreachable: it may come back.
+    return CleanupFailedError(
+        "KafkaUnavailable", f"Kafka at {bootstrap}: {short_reason(exc)}", permanent=False
+    )
