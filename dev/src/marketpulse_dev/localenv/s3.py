@@ -51,7 +51,10 @@ def supports_user_xattrs(directory: Path) -> bool:
 @dataclass
 class S3Server:
     """versitygw on `host` (127.0.0.1 by default) serving buckets from `workdir/data`, versions in
-    `workdir/versions`."""
+    `workdir/versions`, and accounts besides root from its internal IAM in `workdir/iam`.
+
+    The IAM is what lets the operator issue per-pipeline credentials (MARKETPULSE_S3_IAM=versitygw);
+    its admin API answers on the S3 port itself, signed with the root credentials."""
 
     workdir: Path
     host: str = "127.0.0.1"
@@ -83,8 +86,10 @@ class S3Server:
     def start(self, timeout: float = 30) -> S3Server:
         binary = ensure_versitygw()
         # Absolute paths: versitygw resolves a relative versioning dir against its data root.
-        data, versions, sidecar = (self.workdir.resolve() / d for d in ("data", "versions", "meta"))
-        for directory in (data, versions, sidecar):
+        data, versions, sidecar, iam = (
+            self.workdir.resolve() / d for d in ("data", "versions", "meta", "iam")
+        )
+        for directory in (data, versions, sidecar, iam):
             directory.mkdir(parents=True, exist_ok=True)
         posix_args = ["posix", "--versioning-dir", str(versions)]
         if not supports_user_xattrs(data):
@@ -95,6 +100,8 @@ class S3Server:
             f"{self.host}:{self.port}",
             "--health",
             HEALTH_PATH,
+            "--iam-dir",
+            str(iam),
             *posix_args,
             str(data),
         ]
