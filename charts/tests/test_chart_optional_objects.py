@@ -293,3 +293,23 @@ def test_the_sample_pipelines_can_be_given_as_chart_values(render: Render) -> No
         items.append({"name": document["metadata"]["name"], "spec": document["spec"]})
     rendered = of_kind(render({"pipelines": items}), "StockPipeline")
     assert [p["spec"] for p in rendered] == [i["spec"] for i in items]
+
+
+@pytest.mark.parametrize("server", ["versitygw", "minio"])
+def test_with_per_pipeline_s3_credentials_the_admin_keys_stay_in_the_release_namespace(
+    render: Render, server: str
+) -> None:
+    values = yaml.safe_load((CI / "pipelines-values.yaml").read_text())
+    values["pipelines"].append({"name": "other", "namespace": "research", "spec": {"watchlist": ["IBM"]}})
+    values["security"] = {"s3Credentials": server}
+    secrets = of_kind(render(values), "Secret")
+
+    assert [s["metadata"]["namespace"] for s in secrets] == ["markets"]
+
+
+def test_an_unknown_s3_credentials_mode_is_refused_by_the_values_schema(
+    template: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    result = template({"security": {"s3Credentials": "ceph"}})
+    assert result.returncode != 0
+    assert "s3Credentials" in result.stderr

@@ -197,6 +197,19 @@ def test_s3_credentials_reach_the_operator_only_as_secret_references(render: Ren
     assert env["MARKETPULSE_S3_CREDENTIALS_SECRET"]["value"] == "object-store"
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"), [({}, "shared"), ({"s3Credentials": "versitygw"}, "versitygw")]
+)
+def test_security_s3_credentials_reaches_the_operator_as_its_s3_iam_setting(
+    render: Render, values: dict[str, str], expected: str
+) -> None:
+    env = {e["name"]: e for e in container(render({"security": values}))["env"]}
+    assert env["MARKETPULSE_S3_IAM"]["value"] == expected
+    assert OperatorSettings(s3_iam=env["MARKETPULSE_S3_IAM"]["value"]).platform().s3_per_pipeline == (
+        expected != "shared"
+    )
+
+
 def test_the_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
     manifests = render()
     pod = one(manifests, "Deployment")["spec"]["template"]["spec"]

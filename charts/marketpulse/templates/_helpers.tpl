@@ -135,8 +135,9 @@ marketpulse.operator.rbac.CLUSTER_RULES; a test keeps them equal.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors", "prometheusrules"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Application: storage.credentialsSecret, read to create the bucket, never copied or logged; and
-# with direct topics and SCRAM, the pipeline's Kafka password, created once (never updated).
+# Application: storage.credentialsSecret, read to create the bucket, never copied or logged; and,
+# created once (never updated): with direct topics and SCRAM, the pipeline's Kafka password;
+# with security.s3Credentials not shared, the pipeline's own S3 credentials.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
@@ -223,6 +224,8 @@ containers:
       - name: MARKETPULSE_ADOPT_UNOWNED_BUCKETS
         value: {{ .Values.security.adoptUnownedBuckets | quote }}
       {{- include "marketpulse.kafkaLoginEnv" . | nindent 6 }}
+      - name: MARKETPULSE_S3_IAM
+        value: {{ .Values.security.s3Credentials | quote }}
       - name: S3_ACCESS_KEY
         valueFrom:
           secretKeyRef:

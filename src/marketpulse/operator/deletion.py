@@ -22,7 +22,7 @@ from minio.error import S3Error
 
 from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.workloads import PipelineNames, bootstrap_servers
-from marketpulse.operator import kafka_access
+from marketpulse.operator import kafka_access, s3_accounts
 from marketpulse.operator.backends import buckets, topics
 from marketpulse.operator.children import list_pods, prune
 from marketpulse.operator.deletion_budget import CleanupFailedError, WorkloadsStopping
@@ -70,8 +70,9 @@ async def cleanup(runtime: Runtime, body: Mapping[str, Any]) -> Cleanup:
     delete = pipeline.spec.deletion_policy == "Delete"
     if delete:
         await stop_workloads(runtime, ctx.names, body)
-    # Whatever the policy, and before the data (whose cleanup may be given up on): kept topics are
-    # data, the pipeline's login to them is not.
+    # Whatever the policy, and before the data (whose cleanup may be given up on): kept topics and
+    # buckets are data, the pipeline's logins to them are not.
+    await s3_accounts.remove(runtime, pipeline, ctx.names, str(body["metadata"].get("uid", "")))
     removed = await kafka_access.remove_principal(runtime, pipeline, ctx.names)
     done = await (delete_data if delete else release_data)(runtime, pipeline, ctx.names)
     done.deleted[:0] = removed

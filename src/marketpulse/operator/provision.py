@@ -113,6 +113,9 @@ class BucketResult:
     secrets: tuple[str, ...] = ()
     # The bucket is the pipeline's (created by it, or adopted as the platform allows).
     usable: bool = False
+    # Usable, but adopted: no owner tag of this pipeline, so the operator neither deletes it nor
+    # gives it a policy of its own.
+    adopted: bool = False
 
 
 def ownership(runtime: Runtime, pipeline: StockPipeline, names: PipelineNames) -> buckets.Ownership:
@@ -159,9 +162,13 @@ async def ensure_bucket(
         )
         reason = "LifecycleNotSupported" if "lifecycle" in outcome.refused else "FeatureNotSupported"
         message = f"bucket {names.bucket} exists; {refused}{adopted}"
-        return BucketResult(Check.ok(reason, message), freshness, secrets, usable=True)
+        return BucketResult(
+            Check.ok(reason, message), freshness, secrets, usable=True, adopted=not outcome.owned
+        )
     ready = f"bucket {names.bucket}: versioning on, bronze expires after {retention} days{adopted}"
-    return BucketResult(Check.ok("BucketReady", ready), freshness, secrets, usable=True)
+    return BucketResult(
+        Check.ok("BucketReady", ready), freshness, secrets, usable=True, adopted=not outcome.owned
+    )
 
 
 async def read_freshness(

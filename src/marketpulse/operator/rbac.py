@@ -43,8 +43,9 @@ CLUSTER_RULES: list[PolicyRule] = [
         "resources": ["servicemonitors", "prometheusrules"],
         "verbs": _MANAGE,
     },
-    # Application: storage.credentialsSecret, read to create the bucket, never copied or logged; and
-    # with direct topics and SCRAM, the pipeline's Kafka password, created once (never updated).
+    # Application: storage.credentialsSecret, read to create the bucket, never copied or logged; and,
+    # created once (never updated): with direct topics and SCRAM, the pipeline's Kafka password;
+    # with MARKETPULSE_S3_IAM not shared, the pipeline's own S3 credentials.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
     # Application: the pods of its workloads, watched to say in the status why they cannot run; read only.
     {"apiGroups": [""], "resources": ["pods"], "verbs": _READ},

@@ -16,7 +16,7 @@ from typing import Any
 
 from marketpulse.contract.api import StockPipeline, StockPipelineInvalid, validate_stockpipeline
 from marketpulse.contract.workloads import PipelineNames
-from marketpulse.operator import children, kafka_access
+from marketpulse.operator import children, kafka_access, s3_accounts
 from marketpulse.operator.builders import BuildContext, Manifest, dashboard_url, render_children
 from marketpulse.operator.diff import with_hash
 from marketpulse.operator.hosts import claim_of, conflict_message
@@ -31,7 +31,7 @@ Adopt = Callable[[list[Manifest]], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 # Backends that are down, not wrong: the reconcile is retried soon rather than at the next resync.
-_TRANSIENT_REASONS = {"KafkaUnavailable", "S3Unavailable", "CredentialsUnavailable"}
+_TRANSIENT_REASONS = {"KafkaUnavailable", "S3Unavailable", "CredentialsUnavailable", "S3AccountsFailed"}
 # A bucket the pipeline may not use: nothing is rendered, so no workload writes to it.
 _REFUSED_BUCKET = {"BucketNotOwned", "EndpointRefused"}
 
@@ -92,6 +92,10 @@ async def direct_kafka(
     return kafka_access.with_principal(topics, principal)
 
 
+async def _no_accounts() -> s3_accounts.Issued:
+    return s3_accounts.Issued()
+
+
 async def reconcile(
     runtime: Runtime,
     body: Mapping[str, Any],
@@ -133,6 +137,12 @@ async def reconcile(
             checks={"Bucket": bucket_check.check}, now=_now(), previous=previous, refused=message
         )
         return Outcome(observed, refused=[message])
+    # The pipeline's own S3 accounts need its bucket; an adopted bucket gets none (see provision).
+    issue_accounts = (
+        bucket_check.usable and not bucket_check.adopted and s3_accounts.applies(runtime, pipeline)
+    )
+    if bucket_check.adopted:
+        ctx = runtime.context(pipeline, (body.get("status") or {}).get("bucket"), shared_s3=True)
     desired = render_children(pipeline, ctx)
     if holder is not None:
         # The host is another pipeline's: no Ingress, and one that this pipeline had goes.
@@ -143,12 +153,14 @@ async def reconcile(
     direct = spec.kafka.topic_backend == "direct"
     kube = runtime.kube
     prune_kinds = children.PRUNABLE if prune else (children.INGRESS,) if holder is not None else ()
-    child_results, prunes, topic_check, listed_pods = await asyncio.gather(
+    child_results, prunes, topic_check, listed_pods, issued = await asyncio.gather(
         asyncio.gather(*(children.sync_child(kube, m, fresh=fresh) for m in desired)),
         _nothing() if fresh or not prune_kinds else children.prune(kube, names, uid, desired, prune_kinds),
         direct_kafka(runtime, pipeline, ctx, uid, adopt) if direct else _nothing(),
         # A pipeline just created has no pods yet.
         _nothing() if fresh else children.list_pods(kube, names),
+        # Beside the workloads, which wait for their Secrets (never fall back to the platform's keys).
+        s3_accounts.ensure(runtime, pipeline, names, uid, adopt) if issue_accounts else _no_accounts(),
         return_exceptions=True,
     )
     transient: list[str] = []
@@ -181,6 +193,8 @@ async def reconcile(
     ]
     if isinstance(topic_check, BaseException):
         raise topic_check
+    if isinstance(issued, BaseException):
+        raise issued
 
     checks = pipeline_checks(
         spec,
@@ -188,9 +202,9 @@ async def reconcile(
         results,
         runtime.capabilities,
         direct_topics=topic_check,
-        bucket=bucket_check.check,
+        bucket=issued.failure or bucket_check.check,
         pods=pods,
-        secrets=(runtime.settings.s3_secret_key, *bucket_check.secrets),
+        secrets=(runtime.settings.s3_secret_key, *bucket_check.secrets, *issued.secrets),
         host_conflict=None if claim is None or holder is None else conflict_message(claim, holder),
     )
     transient += [f"{name}: {c.message}" for name, c in checks.items() if c.reason in _TRANSIENT_REASONS]

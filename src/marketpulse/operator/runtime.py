@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import kopf
@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.workloads import names_for
 from marketpulse.operator.backends import topics
+from marketpulse.operator.backends.s3_iam import AccountStore
 from marketpulse.operator.builders import BuildContext, Capabilities
 from marketpulse.operator.debounce import Debouncer
 from marketpulse.operator.hosts import HostClaims
@@ -41,6 +42,8 @@ class Runtime:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="sdk"))
     admins: dict[str, AdminClient] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # The S3 server's IAM, made on first use when MARKETPULSE_S3_IAM issues per-pipeline accounts.
+    s3_accounts: AccountStore | None = None
     _host_claims: HostClaims | None = None
 
     @property
@@ -62,14 +65,21 @@ class Runtime:
         # Timers and change handlers of one object must not reconcile it concurrently.
         return self.locks.setdefault(uid, asyncio.Lock())
 
-    def context(self, pipeline: StockPipeline, recorded_bucket: str | None = None) -> BuildContext:
+    def context(
+        self, pipeline: StockPipeline, recorded_bucket: str | None = None, *, shared_s3: bool = False
+    ) -> BuildContext:
+        """`shared_s3`: the pipeline's workloads use the platform's S3 credentials even where the
+        platform issues per-pipeline accounts (an adopted bucket gets no policy of the operator's)."""
+        platform = self.settings.platform()
+        if shared_s3:
+            platform = replace(platform, s3_per_pipeline=False)
         return BuildContext(
             names=names_for(pipeline, recorded_bucket),
             image=self.settings.image,
             image_pull_policy=self.settings.image_pull_policy,
             run_as_user=self.settings.run_as_user,
             capabilities=self.capabilities,
-            platform=self.settings.platform(),
+            platform=platform,
             network=self.settings.network_rules(),
         )
 

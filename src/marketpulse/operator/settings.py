@@ -44,6 +44,15 @@ class OperatorSettings(BaseSettings):
     s3_secret_key: str = Field("", validation_alias=AliasChoices("S3_SECRET_KEY", "s3_secret_key"))
     # Workloads read the same credentials from this Secret (never copied by the operator).
     s3_credentials_secret: str = "marketpulse-s3"  # noqa: S105 - the name of a Secret, not a secret
+    s3_iam: Literal["shared", "versitygw", "minio"] = Field(
+        "shared",
+        description="shared: workloads use the platform's S3 credentials; versitygw or minio: the "
+        "operator issues each pipeline its own accounts, limited to its bucket, through that server's "
+        "admin API (a read-only one for the dashboard).",
+    )
+    s3_admin_endpoint: str = Field(
+        "", description="The S3 server's admin API when it is not on s3_endpoint (versitygw --admin-port)."
+    )
 
     kubeconfig: Path | None = Field(
         None,
@@ -182,4 +191,5 @@ class OperatorSettings(BaseSettings):
             s3_endpoint=self.s3_endpoint,
             s3_region=self.s3_region,
             s3_credentials_secret=self.s3_credentials_secret,
+            s3_per_pipeline=self.s3_iam != "shared",
         )

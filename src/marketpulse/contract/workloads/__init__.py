@@ -21,6 +21,7 @@ from marketpulse.contract.workloads.render import (
     WAREHOUSE_DIR,
     Platform,
     bootstrap_servers,
+    issues_pipeline_credentials,
     kafka_credentials,
     render_workloads,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "SecretRef",
     "Workload",
     "bootstrap_servers",
+    "issues_pipeline_credentials",
     "kafka_credentials",
     "names_for",
     "render_workloads",

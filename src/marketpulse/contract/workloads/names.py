@@ -129,6 +129,16 @@ class PipelineNames:
         return fit(f"{self.name}-kafka")
 
     @property
+    def s3_secret(self) -> str:
+        """Secret of the pipeline's own S3 account (when the platform issues them): its workloads'."""
+        return fit(f"{self.name}-s3")
+
+    @property
+    def s3_readonly_secret(self) -> str:
+        """Secret of the pipeline's read-only S3 account: its dashboard's."""
+        return fit(f"{self.name}-s3-readonly")
+
+    @property
     def warehouse_claim(self) -> str:
         return fit(f"{self.name}-warehouse")
 

@@ -46,6 +46,17 @@ class Platform:
     s3_credentials_secret: str = "marketpulse-s3"  # noqa: S105 - the name of a Secret, not a secret
     s3_access_key_key: str = "AWS_ACCESS_KEY_ID"
     s3_secret_key_key: str = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 - a key name in the Secret
+    # The operator issues each pipeline its own S3 accounts (MARKETPULSE_S3_IAM is not `shared`).
+    s3_per_pipeline: bool = False
+
+
+def issues_pipeline_credentials(spec: StockPipelineSpec, platform: Platform) -> bool:
+    """Whether the pipeline's workloads use its own S3 accounts (Secrets `<pipeline>-s3` and
+    `<pipeline>-s3-readonly`) instead of the platform's: only where the platform issues them, for
+    a bucket on the platform's own S3 server, and not when the spec brings its own credentials."""
+    storage = spec.storage
+    on_platform = storage.endpoint is None or storage.endpoint.rstrip("/") == platform.s3_endpoint.rstrip("/")
+    return platform.s3_per_pipeline and storage.credentials_secret is None and on_platform
 
 
 def _ref(value: SecretValue) -> SecretRef:
@@ -59,10 +70,15 @@ def bootstrap_servers(spec: StockPipelineSpec) -> str:
     return f"{spec.kafka.cluster_name}-kafka-bootstrap:{KAFKA_BOOTSTRAP_PORT}"
 
 
-def s3_env(spec: StockPipelineSpec, names: PipelineNames, platform: Platform) -> list[EnvVar]:
+def s3_env(
+    spec: StockPipelineSpec, names: PipelineNames, platform: Platform, *, readonly: bool = False
+) -> list[EnvVar]:
+    """S3 settings of a workload; `readonly`: one that only reads the bucket (the dashboard)."""
     storage = spec.storage
     creds = storage.credentials_secret
     secret = creds.name if creds else platform.s3_credentials_secret
+    if issues_pipeline_credentials(spec, platform):
+        secret = names.s3_readonly_secret if readonly else names.s3_secret
     access_key = creds.access_key_id_key if creds else platform.s3_access_key_key
     secret_key = creds.secret_access_key_key if creds else platform.s3_secret_key_key
     return [
@@ -286,7 +302,7 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
                 ("marketpulse", "dashboard"),
                 tuple(
                     common
-                    + s3
+                    + s3_env(spec, names, platform, readonly=True)
                     + dashboard_wh
                     + [
                         EnvVar(variable(DashboardSettings, "dashboard_address"), POD_BIND_ADDRESS),

@@ -96,10 +96,10 @@ class VersityGwAdmin:
             if a.tag.rpartition("}")[2] == "Accounts"  # one element per account, namespaced or not
         }
 
-    def create_user(self, access_key: str, secret_key: str) -> None:
+    def create_user(self, access_key: str, secret_key: str, role: str = ROLE) -> None:
         body = (
             f"<Account><Access>{escape(access_key)}</Access><Secret>{escape(secret_key)}</Secret>"
-            f"<Role>{ROLE}</Role></Account>"
+            f"<Role>{escape(role)}</Role></Account>"
         )
         self.call("create-user", "/create-user", body=body.encode())
 
