@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import tenacity
@@ -59,6 +60,16 @@ RECOVERED = Counter(
     "marketpulse_archive_recovered_objects_total",
     "Objects found already written at (re)assignment, skipped instead of rewritten.",
 )
+REVOKED_UNWRITTEN = Counter(
+    "marketpulse_archive_revoked_unwritten_records_total",
+    "Records of batches dropped unwritten because their partition moved to another replica while S3 "
+    "was down (the new owner reads them again from the committed offset).",
+)
+REVOKED_UNCOMMITTED = Counter(
+    "marketpulse_archive_revoked_uncommitted_records_total",
+    "Records of objects written after their partition moved to another replica (left uncommitted: the "
+    "next owner skips or rewrites them, so bronze may hold them twice; silver deduplicates).",
+)
 COMMITS_DEFERRED = Counter(
     "marketpulse_archive_commits_deferred_total",
     "Offset commits the group could not take (e.g. during a broker restart), left to the next one.",
@@ -94,6 +105,10 @@ _COMMIT_LATER = frozenset(
 )
 
 
+class _NoLongerOwnedError(Exception):
+    """The partition an S3 call was for moved to another replica while S3 was waited out."""
+
+
 class Archiver:
     def __init__(
         self,
@@ -127,6 +142,12 @@ class Archiver:
             }
         )
         self.batches: dict[int, PartitionBatch] = {}
+        # Partitions this replica owns now. A rebalance can run inside any poll, including the ones
+        # that keep us in the group while S3 is down: whatever was read for a partition that has moved
+        # since is dropped, never committed (the new owner re-reads it from the committed offset).
+        self.owned: set[int] = set()
+        self.deferred_commits: dict[int, int] = {}  # partition -> last offset of a written object
+        self.last_commit_retry = 0.0
         self.recovering: set[int] = set()
         self.skip_through: dict[int, int] = {}
         self.quotes = QuoteBook(watchlist=frozenset(settings.watchlist))
@@ -138,6 +159,7 @@ class Archiver:
     # -- rebalance callbacks -------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
+            self.owned.add(tp.partition)
             self.recovering.add(tp.partition)
             self.batches.pop(tp.partition, None)
         log.info("partitions assigned", extra={"partitions": [tp.partition for tp in partitions]})
@@ -145,9 +167,13 @@ class Archiver:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Uncommitted batches are dropped: the next owner re-reads them from the committed offset.
         for tp in partitions:
+            self.owned.discard(tp.partition)
             self.batches.pop(tp.partition, None)
             self.recovering.discard(tp.partition)
             self.skip_through.pop(tp.partition, None)
+            self.deferred_commits.pop(tp.partition, None)
+        if partitions:
+            log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -162,6 +188,7 @@ class Archiver:
             while not self.shutdown.requested:
                 self._handle_all(self.consumer.consume(num_messages=5000, timeout=0.1))
                 self._flush_due(final=False)
+                self._retry_deferred_commits()
                 self._write_quotes()
                 self._report_lag()
             self._flush_due(final=True)
@@ -183,9 +210,13 @@ class Archiver:
             if message.error() is not None or partition is None or offset is None:
                 self._handle_error(message)
                 continue
+            if partition not in self.owned:
+                continue  # revoked while an earlier record of this batch waited for S3 (_recover)
             if partition in self.recovering:
                 self.recovering.discard(partition)
                 self._recover(partition, offset, message.timestamp()[1])
+                if partition not in self.owned:
+                    continue
             if offset <= self.skip_through.get(partition, -1):
                 continue
             counted += 1
@@ -227,9 +258,15 @@ class Archiver:
     def _recover(self, partition: int, offset: int, timestamp_ms: int) -> None:
         """Skip an object a previous owner wrote for this offset but did not commit."""
         prefix = key_prefix(partition_date(timestamp_ms), partition, offset)
-        found = [parse_key(info.key) for info in self._with_storage(lambda: list(self.store.list(prefix)))]
+        try:
+            listed = self._with_storage(
+                lambda: list(self.store.list(prefix)), wanted=lambda: partition in self.owned
+            )
+        except _NoLongerOwnedError:
+            return  # moved while S3 was down: the new owner recovers it
+        found = [parse_key(info.key) for info in listed]
         last = max((parsed[3] for parsed in found if parsed), default=None)
-        if last is None:
+        if last is None or partition not in self.owned:
             return
         self.skip_through[partition] = last
         RECOVERED.inc()
@@ -263,18 +300,38 @@ class Archiver:
     def _flush_due(self, *, final: bool) -> None:
         now = time.monotonic()
         for partition, batch in list(self.batches.items()):
+            if self.batches.get(partition) is not batch:
+                continue  # revoked while an earlier object of this loop waited for S3
             if final or batch.due(
                 now, self.settings.archive_max_age_seconds, self.settings.archive_max_bytes
             ):
                 self._flush(batch)
-                del self.batches[partition]
+                # The batch may be gone already: its partition was revoked while S3 was waited out.
+                if self.batches.get(partition) is batch:
+                    del self.batches[partition]
 
     def _flush(self, batch: PartitionBatch) -> None:
         compress = self.settings.archive_gzip
         if batch.lines:
             key, body = batch.key(compress=compress), batch.body(compress=compress)
             failpoint("archive.before-object-write")
-            self._with_storage(lambda: self.store.put(key, body, "application/x-ndjson"))
+            try:
+                self._with_storage(
+                    lambda: self.store.put(key, body, "application/x-ndjson"),
+                    wanted=lambda: self._owns(batch),
+                )
+            except _NoLongerOwnedError:
+                REVOKED_UNWRITTEN.inc(len(batch.lines))
+                log.warning(
+                    "partition moved while S3 was down; its batch is left to the new owner",
+                    extra={
+                        "partition": batch.partition,
+                        "first": batch.first_offset,
+                        "last": batch.last_offset,
+                        "records": len(batch.lines),
+                    },
+                )
+                return
             failpoint("archive.after-object-write")
             OBJECTS.inc()
             OBJECT_BYTES.observe(len(body))
@@ -290,13 +347,33 @@ class Archiver:
             raise KafkaException(
                 KafkaError(KafkaError._FAIL, f"{len(failed)} dead letter(s) not delivered: {failed[0]}")
             )
-        self._commit(batch.partition, batch.last_offset)
+        if not self._owns(batch):
+            # Revoked (or revoked and assigned back, which restarts it from the committed offset) while
+            # the object was being written: committing now would speak for a range we no longer own.
+            REVOKED_UNCOMMITTED.inc(len(batch.lines))
+            log.warning(
+                "partition moved while its object was written; left uncommitted for its owner",
+                extra={
+                    "partition": batch.partition,
+                    "first": batch.first_offset,
+                    "last": batch.last_offset,
+                    "records": len(batch.lines),
+                },
+            )
+            return
+        self._commit(batch.partition, batch.last_offset, records=len(batch.lines))
 
-    def _commit(self, partition: int, last_offset: int) -> None:
+    def _owns(self, batch: PartitionBatch) -> bool:
+        """Whether `batch` still speaks for its partition (not revoked, nor revoked and reassigned)."""
+        return batch.partition in self.owned and self.batches.get(batch.partition) is batch
+
+    def _commit(self, partition: int, last_offset: int, records: int = 0) -> None:
         """Commit synchronously. A commit the group cannot take now (its coordinator is moving or
         still loading after a broker restart, or the group is rebalancing) is left for later instead
         of crashing or blocking the loop: the object is written, so the next commit of this partition
-        covers it, and an owner that starts from the older offset skips the object (`_recover`)."""
+        covers it, and an owner that starts from the older offset skips the object (`_recover`).
+        When no next record comes (the market closed), `_retry_deferred_commits` sends it again."""
+        self.deferred_commits.pop(partition, None)
         try:
             self.consumer.commit(
                 offsets=[TopicPartition(self.topic, partition, last_offset + 1)], asynchronous=False
@@ -306,14 +383,30 @@ class Archiver:
             if not isinstance(error, KafkaError) or error.code() not in _COMMIT_LATER:
                 raise
             COMMITS_DEFERRED.inc()
+            self.deferred_commits[partition] = last_offset
             log.warning(
                 "offset commit failed; the next commit covers it",
-                extra={"partition": partition, "kafka_error": str(error)},
+                extra={"partition": partition, "records": records, "kafka_error": str(error)},
             )
 
-    def _with_storage(self, action: Any) -> Any:
+    def _retry_deferred_commits(self) -> None:
+        """Once a second, commit again what the group could not take, for partitions still owned."""
+        now = time.monotonic()
+        if not self.deferred_commits or now - self.last_commit_retry < 1:
+            return
+        self.last_commit_retry = now
+        for partition, last_offset in list(self.deferred_commits.items()):
+            if partition not in self.owned or partition in self.batches:
+                # Gone to another owner, or the open batch's commit will cover it anyway.
+                self.deferred_commits.pop(partition, None)
+                continue
+            self._commit(partition, last_offset)
+
+    def _with_storage(self, action: Any, wanted: Callable[[], bool] | None = None) -> Any:
         """Run an S3 call; while S3 is down, pause consumption, keep polling (group membership) between
-        tries, backing off to 10 s; give up only once shutdown was asked for and the wait is long."""
+        tries, backing off to 10 s; give up only once shutdown was asked for and the wait is long.
+        `wanted`, when given, is asked before each try: once it is false (the partition moved to
+        another replica meanwhile) the call is abandoned with _NoLongerOwnedError."""
 
         def paused(state: tenacity.RetryCallState) -> None:
             S3_ERRORS.inc()
@@ -333,12 +426,26 @@ class Archiver:
             before_sleep=paused,
             reraise=True,
         )
-        result = retrying(action)
+
+        def attempt() -> Any:
+            # Asked before every try: a rebalance can run in any wait (_keep_membership polls).
+            if wanted is not None and not wanted():
+                raise _NoLongerOwnedError
+            return action()
+
+        try:
+            result = retrying(attempt)
+        except _NoLongerOwnedError:
+            self._resume_if_paused()
+            raise
+        self._resume_if_paused()
+        return result
+
+    def _resume_if_paused(self) -> None:
         if not self.storage_ok:
             self.consumer.resume(self.consumer.assignment())
             self.storage_ok = True
             log.info("S3 available again; consumption resumed")
-        return result
 
     def _keep_membership(self, seconds: float) -> None:
         """Poll without consuming: paused partitions deliver nothing, but polling keeps us in the group."""

@@ -106,10 +106,10 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port}
+listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port},CONTROLLER://127.0.0.1:{controller_port}{proxied_listener}
+advertised.listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port}{proxied_advertised}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram_login}
@@ -152,10 +152,21 @@ class KafkaServer:
     heap: str = "512m"
     process: ManagedProcess | None = None
     admin_user: str = "admin"
+    # (listen port, advertised port): a PLAINTEXT listener PROXIED whose clients are told to reach the
+    # broker at the advertised port, where a fault proxy forwards to the listen port. Every connection
+    # of such a client (bootstrap, coordinator, fetches) then goes through the proxy, so a test can cut
+    # one client off the broker while the others keep going.
+    proxied: tuple[int, int] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def proxied_bootstrap_servers(self) -> str:
+        """Where clients that must go through the fault proxy connect (see `proxied`)."""
+        assert self.proxied is not None, "this broker has no proxied listener"
+        return f"{self.host}:{self.proxied[1]}"
 
     @property
     def sasl_bootstrap_servers(self) -> str:
@@ -217,6 +228,8 @@ class KafkaServer:
                 port=self.port,
                 controller_port=self.controller_port,
                 sasl_port=self.sasl_port,
+                proxied_listener=f",PROXIED://{self.host}:{self.proxied[0]}" if self.proxied else "",
+                proxied_advertised=f",PROXIED://{self.host}:{self.proxied[1]}" if self.proxied else "",
                 super_users=f"User:{self.admin_user};User:ANONYMOUS",
                 scram_login="org.apache.kafka.common.security.scram.ScramLoginModule required;",
                 log_dir=self.workdir / "data",
