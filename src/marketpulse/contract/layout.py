@@ -19,7 +19,8 @@ BRONZE_KEY: Final = re.compile(
     r"(?P<first>\d+)-(?P<last>\d+)\.ndjson(?P<gz>\.gz)?$"
 )
 # The newest quote of every symbol, rewritten by the archive every couple of seconds.
-QUOTES_KEY: Final = "latest/quotes.json"
+LATEST_PREFIX: Final = "latest/"
+QUOTES_KEY: Final = f"{LATEST_PREFIX}quotes.json"
 # Gold tables as Parquet, and the manifest written last in a cycle (what the dashboard reads first).
 GOLD_PREFIX: Final = "gold/"
 MANIFEST_KEY: Final = "gold/_manifest.json"

@@ -18,6 +18,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from marketpulse.contract.api import StockPipeline
+from marketpulse.contract.layout import GOLD_PREFIX, LATEST_PREFIX
 from marketpulse.contract.topics import plan_topics
 from marketpulse.contract.workloads import PipelineNames, bootstrap_servers
 from marketpulse.operator.backends import buckets, topics
@@ -155,20 +156,36 @@ async def ensure_bucket(
             Check.failed("S3Unavailable", f"bucket {names.bucket}: {short_reason(exc)}"), secrets=secrets
         )
     freshness = await read_freshness(runtime, client, pipeline, names, logger)
-    adopted = "" if outcome.owned else "; adopted (no owner tag of this pipeline), so never deleted"
-    if outcome.refused:
-        refused = "; ".join(
-            f"{feature} refused by the S3 server ({why})" for feature, why in outcome.refused.items()
-        )
-        reason = "LifecycleNotSupported" if "lifecycle" in outcome.refused else "FeatureNotSupported"
-        message = f"bucket {names.bucket} exists; {refused}{adopted}"
-        return BucketResult(
-            Check.ok(reason, message), freshness, secrets, usable=True, adopted=not outcome.owned
-        )
-    ready = f"bucket {names.bucket}: versioning on, bronze expires after {retention} days{adopted}"
     return BucketResult(
-        Check.ok("BucketReady", ready), freshness, secrets, usable=True, adopted=not outcome.owned
+        bucket_check(names.bucket, retention, outcome),
+        freshness,
+        secrets,
+        usable=True,
+        adopted=not outcome.owned,
     )
+
+
+def bucket_check(bucket: str, retention_days: int, outcome: buckets.BucketOutcome) -> Check:
+    """The Bucket condition of a usable bucket: what it guarantees, or which features the server refused
+    and what is left unbounded without them (so that the platform team can act on it)."""
+    adopted = "" if outcome.owned else "; adopted (no owner tag of this pipeline), so never deleted"
+    if not outcome.refused:
+        return Check.ok(
+            "BucketReady",
+            f"bucket {bucket}: versioning on, bronze expires after {retention_days} days, old versions of "
+            f"{LATEST_PREFIX} and {GOLD_PREFIX} after {buckets.REWRITTEN_NONCURRENT_DAYS} day{adopted}",
+        )
+    refused = "; ".join(
+        f"{feature} refused by the S3 server ({why})" for feature, why in outcome.refused.items()
+    )
+    reason = "FeatureNotSupported"
+    if "lifecycle" in outcome.refused:
+        reason = "LifecycleNotSupported"
+        refused += (
+            f"; so bronze does not expire after {retention_days} days, and old versions of {LATEST_PREFIX} "
+            f"and {GOLD_PREFIX} pile up (one per quotes rewrite and gold publish)"
+        )
+    return Check.ok(reason, f"bucket {bucket} exists; {refused}{adopted}")
 
 
 async def read_freshness(

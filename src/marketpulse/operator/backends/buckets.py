@@ -1,5 +1,12 @@
-"""The pipeline's S3 bucket through the `minio` SDK: exists, versioned, bronze expires by lifecycle,
+"""The pipeline's S3 bucket through the `minio` SDK: exists, versioned, bounded by lifecycle rules,
 and carries an owner tag naming its pipeline.
+
+Versioning is bucket-wide, so every overwrite keeps the old copy: `latest/quotes.json`, rewritten every
+couple of seconds, would keep 43,200 versions a day, and each publish of `gold/` one more copy of every
+table. Lifecycle rules bound them: bronze (current and old versions) expires after the spec's retention;
+old versions of `latest/` and `gold/` expire a day after they were replaced, and so do interrupted
+multipart uploads there (the current objects stay). The alternative, a second, unversioned bucket for
+what is rewritten, would double the buckets, accounts and policies of every pipeline for the same effect.
 
 A bucket is the pipeline's when its tag `OWNER_TAG` says `<namespace>/<name>`: the operator tags the
 buckets it creates, and refuses to use a bucket another pipeline owns, or one that no pipeline owns
@@ -19,12 +26,23 @@ from minio import Minio
 from minio.commonconfig import ENABLED, Filter, Tags
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
-from minio.lifecycleconfig import Expiration, LifecycleConfig, NoncurrentVersionExpiration, Rule
+from minio.lifecycleconfig import (
+    AbortIncompleteMultipartUpload,
+    Expiration,
+    LifecycleConfig,
+    NoncurrentVersionExpiration,
+    Rule,
+)
 from minio.versioningconfig import VersioningConfig
 
+from marketpulse.contract.layout import GOLD_PREFIX, LATEST_PREFIX
 from marketpulse.operator.metrics import BACKEND_WRITES
 
 RULE_ID = "marketpulse-bronze-retention"
+LATEST_RULE_ID = "marketpulse-latest-old-versions"
+GOLD_RULE_ID = "marketpulse-gold-old-versions"
+# Days an overwritten quotes or gold object is kept: enough to read back a bad publish, not to pile up.
+REWRITTEN_NONCURRENT_DAYS = 1
 OWNER_TAG = "marketpulse.io/pipeline"
 BRONZE_PREFIX = "bronze/"
 _REFUSED = {"NotImplemented", "MethodNotAllowed", "XNotImplemented", "AccessDenied"}
@@ -128,18 +146,10 @@ def ensure_bucket(client: Minio, bucket: str, retention_days: int, ownership: Ow
             raise
         outcome.refused["versioning"] = _refusal(exc)
     try:
-        wanted = Rule(
-            ENABLED,
-            rule_filter=Filter(prefix=BRONZE_PREFIX),
-            rule_id=RULE_ID,
-            expiration=Expiration(days=retention_days),
-            noncurrent_version_expiration=NoncurrentVersionExpiration(noncurrent_days=retention_days),
-        )
         current = client.get_bucket_lifecycle(bucket)
-        others = [r for r in (current.rules if current else []) if r.rule_id != RULE_ID]
-        ours = [r for r in (current.rules if current else []) if r.rule_id == RULE_ID]
-        if not ours or _days(ours[0]) != retention_days:
-            client.set_bucket_lifecycle(bucket, LifecycleConfig([*others, wanted]))
+        wanted = merged_lifecycle(current, retention_days)
+        if wanted is not None:
+            client.set_bucket_lifecycle(bucket, wanted)
             BACKEND_WRITES.labels("s3", "lifecycle").inc()
     except S3Error as exc:
         if exc.code not in _REFUSED:
@@ -148,8 +158,60 @@ def ensure_bucket(client: Minio, bucket: str, retention_days: int, ownership: Ow
     return outcome
 
 
-def _days(rule: Rule) -> int | None:
-    return rule.expiration.days if rule.expiration is not None else None
+def lifecycle_rules(retention_days: int) -> list[Rule]:
+    """The pipeline's rules: bronze expires after its retention, old versions of what is rewritten
+    (`latest/`, `gold/`) after a day; current quotes and gold stay."""
+    rewritten = [
+        Rule(
+            ENABLED,
+            rule_filter=Filter(prefix=prefix),
+            rule_id=rule_id,
+            # A delete marker with no versions left behind it is removed too.
+            expiration=Expiration(expired_object_delete_marker=True),
+            noncurrent_version_expiration=NoncurrentVersionExpiration(
+                noncurrent_days=REWRITTEN_NONCURRENT_DAYS
+            ),
+            # Gold tables may be large enough for multipart uploads; a killed publish leaves parts.
+            abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(
+                days_after_initiation=REWRITTEN_NONCURRENT_DAYS
+            ),
+        )
+        for prefix, rule_id in ((LATEST_PREFIX, LATEST_RULE_ID), (GOLD_PREFIX, GOLD_RULE_ID))
+    ]
+    bronze = Rule(
+        ENABLED,
+        rule_filter=Filter(prefix=BRONZE_PREFIX),
+        rule_id=RULE_ID,
+        expiration=Expiration(days=retention_days),
+        noncurrent_version_expiration=NoncurrentVersionExpiration(noncurrent_days=retention_days),
+    )
+    return [bronze, *rewritten]
+
+
+def merged_lifecycle(current: LifecycleConfig | None, retention_days: int) -> LifecycleConfig | None:
+    """The bucket's lifecycle with the pipeline's rules in place and everyone else's kept; None when
+    the bucket already has them (so an unchanged pipeline writes nothing)."""
+    wanted = lifecycle_rules(retention_days)
+    ours = {rule.rule_id for rule in wanted}
+    rules = list(current.rules) if current else []
+    present = {rule.rule_id: _signature(rule) for rule in rules if rule.rule_id in ours}
+    if present == {rule.rule_id: _signature(rule) for rule in wanted}:
+        return None
+    return LifecycleConfig([*(r for r in rules if r.rule_id not in ours), *wanted])
+
+
+def _signature(rule: Rule) -> tuple[object, ...]:
+    """What a rule does, comparable (minio's classes have no equality); absent parts are None."""
+    expiration, noncurrent = rule.expiration, rule.noncurrent_version_expiration
+    abort = rule.abort_incomplete_multipart_upload
+    return (
+        rule.status,
+        rule.rule_filter.prefix if rule.rule_filter else None,
+        expiration.days if expiration else None,
+        bool(expiration.expired_object_delete_marker) if expiration else False,
+        noncurrent.noncurrent_days if noncurrent else None,
+        abort.days_after_initiation if abort else None,
+    )
 
 
 def delete_bucket(client: Minio, bucket: str, owner: str) -> bool:
