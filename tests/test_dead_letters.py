@@ -37,3 +37,10 @@ def test_an_empty_record_becomes_an_empty_value_not_a_tombstone_less_letter() ->
     letter = dead_letter(None, None, "record: empty", "archive")
     assert (letter.value, letter.key) == (b"", None)
     assert TRUNCATED_HEADER not in dict(letter.headers)
+
+
+def test_a_record_its_source_could_hold_only_the_start_of_says_its_whole_size() -> None:
+    start = b"n" * 1000
+    letter = dead_letter(start, None, "record: too long", "ingest", size=5_000_000)
+    assert letter.value == start
+    assert dict(letter.headers)[TRUNCATED_HEADER] == b"5000000"

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from marketpulse.contract.dead_letters import MAX_VALUE_BYTES
 from marketpulse.contract.ticks import Tick
 from marketpulse.sources.base import BadRecord
+from marketpulse.sources.lines import MAX_LINE_BYTES
 from marketpulse.sources.replay import ReplaySource, local_opener, replay_producer_id
 
 CSV = """symbol,timestamp,price,size,venue
@@ -135,3 +137,60 @@ def test_a_looping_replay_starts_over_as_a_new_producer(tmp_path: Path) -> None:
     first, second = next(passes), next(passes)
     assert [r.seq for r in first] == [r.seq for r in second] == [2, 3]  # type: ignore[union-attr]
     assert first[0].producer_id + "-pass1" == second[0].producer_id  # type: ignore[union-attr]
+
+
+def test_a_line_too_long_to_hold_is_a_dead_letter_with_its_first_bytes_and_size_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.ndjson"
+    long = b'{"symbol":"MSFT","note":"' + b"n" * (3 * MAX_LINE_BYTES) + b'"}'
+    path.write_bytes(
+        b'{"symbol":"MSFT","timestamp":1767623400000,"price":400,"size":5}\n'
+        + long
+        + b'\n{"symbol":"MSFT","timestamp":1767623401000,"price":401,"size":6}\n'
+    )
+    out = records(ReplaySource(str(path), local_opener, speed=0))
+    assert [type(r).__name__ for r in out] == ["Tick", "BadRecord", "Tick"]
+    bad = out[1]
+    assert isinstance(bad, BadRecord)
+    assert bad.reason.startswith("line 2: record: ")
+    assert (bad.raw, bad.size) == (long[:MAX_VALUE_BYTES], len(long))
+    assert [r.seq for r in out if isinstance(r, Tick)] == [1, 3]
+
+
+def test_csv_rows_too_long_or_with_a_field_over_csvs_limit_are_dead_letters_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.csv"
+    path.write_bytes(
+        b"symbol,timestamp,price,size\r\n"
+        b"AAPL,1767623400000,1,1\r\n"
+        + b"AAPL,1767623400000,1,"
+        + b"9" * (2 * MAX_LINE_BYTES)
+        + b"\r\n"
+        + b'AAPL,1767623400000,1,"'
+        + b"8" * 200_000
+        + b'"\r\n'
+        + b"AAPL,1767623401000,2,2,extra\r\n"
+    )
+    out = records(ReplaySource(str(path), local_opener, speed=0))
+    assert [type(r).__name__ for r in out] == ["Tick", "BadRecord", "BadRecord", "Tick"]
+    assert out[1].reason.startswith("line 3: record: ")  # type: ignore[union-attr]
+    assert out[2].reason.startswith("line 4: record: not valid CSV")  # type: ignore[union-attr]
+    assert [r.seq for r in out if isinstance(r, Tick)] == [2, 5]
+
+
+def test_a_quoted_csv_field_may_span_lines_and_rows_keep_their_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text('symbol,timestamp,price,size,venue\nAAPL,1000,1,1,"two\nlines"\n\nAAPL,2000,oops,1,X\n')
+    out = records(ReplaySource(str(path), local_opener, speed=0))
+    assert [type(r).__name__ for r in out] == ["Tick", "BadRecord"]
+    assert out[0].seq == 3  # type: ignore[union-attr]  # the line the row ends on, as csv counts
+    assert out[1].reason.startswith("line 5: price")  # type: ignore[union-attr]
+
+
+def test_invalid_utf8_is_read_as_replacement_characters_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.ndjson"
+    path.write_bytes(b'{"symbol":"SPY","timestamp":1767623400000,"price":1,"size":1,"venue":"caf\xe9"}\n')
+    [tick] = records(ReplaySource(str(path), local_opener, speed=0))
+    assert isinstance(tick, Tick)

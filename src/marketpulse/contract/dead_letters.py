@@ -35,13 +35,22 @@ def bounded_reason(reason: str) -> str:
 
 
 def dead_letter(
-    value: bytes | None, key: bytes | None, reason: str, stage: str, headers: Headers | None = None
+    value: bytes | None,
+    key: bytes | None,
+    reason: str,
+    stage: str,
+    headers: Headers | None = None,
+    *,
+    size: int | None = None,
 ) -> DeadLetter:
-    """The record refused at `stage` for `reason`, cut to fit; `headers` say where it was read."""
+    """The record refused at `stage` for `reason`, cut to fit; `headers` say where it was read.
+    `size`: the record's whole size when `value` is already only its start (a source that could not
+    hold it), so that the `truncated` header still tells the original size."""
     raw = value or b""
     out: Headers = [("error", bounded_reason(reason).encode()), ("stage", stage.encode()), *(headers or [])]
-    if len(raw) > MAX_VALUE_BYTES:
-        out.append((TRUNCATED_HEADER, str(len(raw)).encode()))
+    whole = len(raw) if size is None else max(size, len(raw))
+    if whole > len(raw) or len(raw) > MAX_VALUE_BYTES:
+        out.append((TRUNCATED_HEADER, str(whole).encode()))
         raw = raw[:MAX_VALUE_BYTES]
     if key is not None and len(key) > MAX_KEY_BYTES:
         key = key[:MAX_KEY_BYTES]

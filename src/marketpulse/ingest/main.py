@@ -17,24 +17,25 @@ from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.sources.base import TickSource
 from marketpulse.sources.finnhub import FinnhubSource
+from marketpulse.sources.lines import ByteStream
 from marketpulse.sources.replay import ReplaySource, local_opener
 from marketpulse.sources.synthetic import SyntheticSource, WireRecord
-from marketpulse.storage import S3ObjectStore
+from marketpulse.storage.ranged import RangedObjectReader
 from marketpulse.storage.s3 import minio_client
 
 log = logging.getLogger(__name__)
 QUEUED = Gauge("marketpulse_ingest_queue_records", "Records waiting in the producer's local queue.")
 
 
-def s3_opener(uri: str) -> bytes:
-    """Read `s3://bucket/key` with the S3_* settings."""
+def s3_opener(uri: str) -> ByteStream:
+    """Stream `s3://bucket/key` with the S3_* settings, a window at a time."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise ValueError(f"MARKETPULSE_REPLAY_URI: {uri!r} is not s3://bucket/key")
     s3 = S3Settings()
     client = minio_client(s3.s3_endpoint, s3.s3_access_key, s3.s3_secret_key.get_secret_value(), s3.s3_region)
     try:
-        return S3ObjectStore(client, bucket).get(key)
+        return RangedObjectReader(client, bucket, key)
     except S3Error as exc:
         raise ValueError(f"MARKETPULSE_REPLAY_URI: cannot read {uri}: {exc.code}") from None
 

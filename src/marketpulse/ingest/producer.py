@@ -158,7 +158,7 @@ class TickProducer:
     def dead_letter(self, record: BadRecord) -> None:
         DEAD_LETTERS.labels(reason_field(record.reason)).inc()
         key = record.symbol.encode() if record.symbol else None
-        letter = dead_letters.dead_letter(record.raw, key, record.reason, "ingest")
+        letter = dead_letters.dead_letter(record.raw, key, record.reason, "ingest", size=record.size)
         self._produce(self.dlq_topic, letter.value, letter.key, headers=letter.headers)
 
     def close(self, timeout: float = 30.0) -> int:

@@ -16,6 +16,8 @@ class BadRecord:
     raw: bytes
     reason: str
     symbol: str | None = None
+    # The record's whole size when `raw` is only its start (a line too long to hold).
+    size: int | None = None
 
 
 Record = Tick | BadRecord

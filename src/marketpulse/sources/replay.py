@@ -5,6 +5,10 @@ offset or epoch milliseconds. NDJSON lines are objects with the same fields (or 
 `event_time` is used). The producer id is derived from the file and `seq` is the line number, so
 replaying the same file twice yields the same tick identities and silver keeps one copy.
 Bad rows become dead letters whose reason names the line and the field.
+
+The file is streamed (a local file, or an S3 object read a window at a time), never held whole: memory
+is bounded by a constant (a read block, one line of at most `MAX_LINE_BYTES`, one batch), not by the
+file's size. A longer line is dead-lettered with its first bytes and its size, never parsed.
 """
 
 from __future__ import annotations
@@ -12,21 +16,58 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 import orjson
 
 from marketpulse.contract.ticks import Tick
 from marketpulse.contract.ticks.model import TICKER, TickError, parse_time_us
 from marketpulse.sources.base import BadRecord, Record
+from marketpulse.sources.lines import MAX_LINE_BYTES, ByteStream, Line, numbered_lines
 
 REQUIRED_CSV_COLUMNS = ("symbol", "timestamp", "price", "size")
+# A batch also ends at this many bytes of dead letters, so that a run of long bad lines stays bounded.
+MAX_BATCH_BAD_BYTES = 8 << 20
+# Extra CSV cells beyond the header's columns (csv.DictReader keys them None, which JSON cannot).
+EXTRA_CSV_CELLS = "_extra"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data line: its fields, or why it is no record (with its first bytes when it was too long)."""
+
+    number: int
+    fields: dict[str, Any] | None = None
+    error: str | None = None
+    raw: bytes = b""
+    size: int | None = None
+
+
+def _too_long(line: Line) -> Row:
+    return Row(
+        line.number,
+        error=f"record: {line.size} bytes, longer than a replay line may be ({MAX_LINE_BYTES} bytes)",
+        raw=line.data,
+        size=line.size,
+    )
+
+
+def _json_object(data: bytes) -> dict[str, Any] | str:
+    """The line's object, or why it is not one. Bytes that are not UTF-8 are read as U+FFFD, as before."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            value = orjson.loads(data.decode("utf-8", errors="replace"))
+        except orjson.JSONDecodeError as exc:
+            return f"record: not valid JSON ({exc})"
+    return value if isinstance(value, dict) else "record: expected a JSON object"
 
 
 def replay_producer_id(uri: str) -> str:
@@ -73,10 +114,11 @@ def tick_from_fields(fields: dict[str, Any], *, producer_id: str, seq: int) -> T
 
 @dataclass
 class ReplaySource:
-    """`opener` returns the file's bytes (local read or S3 get); `speed` 0 means as fast as possible."""
+    """`opener` opens the file as a byte stream (a local file, an S3 object), which the source reads
+    through and closes; `speed` 0 means as fast as possible."""
 
     uri: str
-    opener: Callable[[str], bytes]
+    opener: Callable[[str], ByteStream]
     speed: float = 1.0
     file_format: Literal["ndjson", "csv"] | None = None
     batch_size: int = 1000
@@ -101,31 +143,62 @@ class ReplaySource:
                 )
         self._producer_id = replay_producer_id(self.uri)
 
-    def _rows(self, text: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-        """(line number, fields or None, error) for every data line."""
+    def _rows(self, stream: ByteStream) -> Iterator[Row]:
+        """Every data line of the file, in order."""
         if self.file_format == "csv":
-            reader = csv.DictReader(io.StringIO(text))
-            missing = [c for c in REQUIRED_CSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(
-                    f"{self.uri}: header row lacks column(s) {', '.join(missing)}; "
-                    f"expected at least {','.join(REQUIRED_CSV_COLUMNS)}"
-                )
-            for row in reader:
-                yield reader.line_num, dict(row), None
+            yield from self._csv_rows(stream)
             return
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
+        for line in numbered_lines(stream):
+            if line.too_long:
+                yield _too_long(line)
                 continue
+            if not line.data.strip():
+                continue
+            value = _json_object(line.data)
+            if isinstance(value, str):
+                yield Row(line.number, error=value)
+            else:
+                yield Row(line.number, value)
+
+    def _csv_rows(self, stream: ByteStream) -> Iterator[Row]:
+        # csv reads the lines we give it (so a quoted field may still span lines); an over-long line
+        # reaches it as an empty one, and is reported here by its number.
+        too_long: list[Line] = []
+
+        def texts() -> Iterator[str]:
+            for line in numbered_lines(stream):
+                if line.too_long:
+                    too_long.append(line)
+                    yield "\n"
+                else:
+                    yield line.data.decode("utf-8", errors="replace") + "\n"
+
+        reader = csv.reader(texts())
+        header = next(reader, [])
+        missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
+        if missing:
+            raise ValueError(
+                f"{self.uri}: header row lacks column(s) {', '.join(missing)}; "
+                f"expected at least {','.join(REQUIRED_CSV_COLUMNS)}"
+            )
+        while True:
             try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                yield number, None, f"record: not valid JSON ({exc})"
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a field over csv's limit: that row only
+                yield Row(reader.line_num, error=f"record: not valid CSV ({exc})")
                 continue
-            if not isinstance(value, dict):
-                yield number, None, "record: expected a JSON object"
+            while too_long and too_long[0].number <= reader.line_num:
+                yield _too_long(too_long.pop(0))
+            if not cells:
                 continue
-            yield number, value, None
+            fields: dict[str, Any] = dict(zip(header, cells, strict=False))
+            if len(cells) > len(header):
+                fields[EXTRA_CSV_CELLS] = cells[len(header) :]
+            for name in header[len(cells) :]:
+                fields[name] = None
+            yield Row(reader.line_num, fields)
 
     def batches(self) -> Iterator[list[Record]]:
         base_id, rounds = self._producer_id, 0
@@ -137,17 +210,24 @@ class ReplaySource:
             self._producer_id = f"{base_id}-pass{rounds}"
 
     def _one_pass(self) -> Iterator[list[Record]]:
-        data = self.opener(self.uri)
-        if self.uri.endswith(".gz"):
-            data = gzip.decompress(data)
-        lines = data.decode("utf-8", errors="replace")
+        with closing(self.opener(self.uri)) as opened:
+            stream: ByteStream = opened
+            if self.uri.endswith(".gz"):
+                # GzipFile reads sequentially; its stub asks for seek, which only rewinding needs.
+                stream = gzip.GzipFile(fileobj=cast("IO[bytes]", opened), mode="rb")
+            with closing(stream):
+                yield from self._paced(self._rows(stream))
+
+    def _paced(self, rows: Iterator[Row]) -> Iterator[list[Record]]:
         first_event: int | None = None
         started = self.clock()
         batch: list[Record] = []
-        for number, fields, error in self._rows(lines):
-            if fields is not None:
+        bad_bytes = 0
+        for row in rows:
+            error = row.error
+            if row.fields is not None:
                 try:
-                    tick = tick_from_fields(fields, producer_id=self._producer_id, seq=number)
+                    tick = tick_from_fields(row.fields, producer_id=self._producer_id, seq=row.number)
                 except TickError as exc:
                     error = str(exc)
                 else:
@@ -158,28 +238,31 @@ class ReplaySource:
                         if wait > 0:
                             if batch:
                                 yield batch
-                                batch = []
+                                batch, bad_bytes = [], 0
                             self.sleep(wait)
                     batch.append(tick)
             if error is not None:
-                symbol = fields.get("symbol") if fields else None
+                symbol = row.fields.get("symbol") if row.fields else None
+                raw = orjson.dumps(row.fields) if row.fields else row.raw
                 batch.append(
                     BadRecord(
-                        orjson.dumps(fields) if fields else b"",
-                        f"line {number}: {error}",
+                        raw,
+                        f"line {row.number}: {error}",
                         symbol if isinstance(symbol, str) and TICKER.match(symbol) else None,
+                        size=row.size,
                     )
                 )
-            if len(batch) >= self.batch_size:
+                bad_bytes += len(raw)
+            if len(batch) >= self.batch_size or bad_bytes >= MAX_BATCH_BAD_BYTES:
                 yield batch
-                batch = []
+                batch, bad_bytes = [], 0
         if batch:
             yield batch
 
 
-def local_opener(uri: str) -> bytes:
+def local_opener(uri: str) -> ByteStream:
     path = Path(uri.removeprefix("file://"))
     try:
-        return path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
         raise ValueError(f"{uri}: no such file") from None
