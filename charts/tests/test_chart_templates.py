@@ -284,3 +284,26 @@ def test_the_pipelines_network_policy_and_cleanup_values_reach_the_operator_sett
     budget = settings.cleanup_budget()
     assert (budget.attempts, budget.permanent_attempts, budget.retry_seconds) == (4, 2, 3.0)
     assert budget.stop_timeout_seconds == 120
+
+
+def test_the_workloads_node_disk_reaches_the_operator_settings_and_sizes_their_scratch(
+    render: Render,
+) -> None:
+    scratch = {"base": "96Mi", "gold": "2Gi", "logs": "32Mi"}
+    operator = container(render({"workloads": {"scratch": scratch}}))
+    env = {e["name"]: e.get("value") for e in operator["env"]}
+    assert {k: env[f"MARKETPULSE_SCRATCH_{k.upper()}"] for k in scratch} == scratch
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("MARKETPULSE_SCRATCH_BASE", "MARKETPULSE_SCRATCH_GOLD", "MARKETPULSE_SCRATCH_LOGS"):
+            patch.setenv(name, str(env[name]))
+        sizes = OperatorSettings().platform().scratch
+    assert (sizes.base, sizes.gold, sizes.logs) == (96 << 20, 2 << 30, 32 << 20)
+
+
+def test_the_operators_own_tmp_and_logs_are_bounded_as_ephemeral_storage(render: Render) -> None:
+    manifests = render()
+    operator = container(manifests)
+    [tmp] = one(manifests, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert tmp["emptyDir"]["sizeLimit"] == "64Mi"
+    assert operator["resources"]["requests"]["ephemeral-storage"] == "128Mi"
+    assert operator["resources"]["limits"]["ephemeral-storage"] == "128Mi"

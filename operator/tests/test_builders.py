@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.utils import parse_quantity
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
-from marketpulse.contract.workloads import names_for
+from marketpulse.contract.workloads import ScratchSizes, names_for
+from marketpulse.contract.workloads.scratch import MI
 from marketpulse.operator.builders import (
     BuildContext,
     Capabilities,
@@ -21,6 +23,7 @@ from marketpulse.operator.builders import (
 )
 from marketpulse.operator.diff import covers, manifest_hash, up_to_date, with_hash
 from marketpulse.operator.rbac import CLUSTER_RULES
+from marketpulse.operator.settings import OperatorSettings
 
 SAMPLES = Path(__file__).parents[1] / "config" / "samples"
 ALL = Capabilities("kafka.strimzi.io/v1", "kafka.strimzi.io/v1", True, True)
@@ -364,3 +367,56 @@ def test_the_transform_alert_watches_only_this_pipelines_cronjob_jobs() -> None:
     # CronJob Jobs are <cronjob>-<digits>; a pipeline named demo-eu has demo-eu-transform-<digits>.
     assert 'job_name=~"demo-transform-[0-9]+"' in rule["expr"]
     assert 'namespace="trading"' in rule["expr"]
+
+
+def scratch_of(manifest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The /tmp emptyDir's size limit and the container's resources."""
+    pod = pod_of(manifest)
+    [tmp] = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    return tmp["emptyDir"]["sizeLimit"], pod["containers"][0]["resources"]
+
+
+def test_every_workload_has_a_bounded_tmp_and_requests_and_limits_it_plus_its_logs_as_ephemeral_storage() -> (
+    None
+):
+    workloads = {k: v for k, v in render(pipeline()).items() if v["kind"] in ("Deployment", "CronJob")}
+    assert len(workloads) == 4
+    for key, child in workloads.items():
+        limit, resources = scratch_of(child)
+        expected = parse_quantity(limit) + ScratchSizes().logs
+        assert parse_quantity(resources["requests"]["ephemeral-storage"]) == expected, key
+        assert parse_quantity(resources["limits"]["ephemeral-storage"]) == expected, key
+
+
+def test_scratch_is_sized_from_the_chunk_settings_transform_a_chunk_of_objects_archive_a_few_objects() -> (
+    None
+):
+    obj = 8 * MI + 1 * MI  # archive_max_bytes and one consumed batch of overshoot
+    duckdb = render(pipeline())
+    assert scratch_of(duckdb["CronJob/demo-transform"])[0] == f"{(64 * MI + 400 * obj + 1024 * MI) // MI}Mi"
+    assert scratch_of(duckdb["Deployment/demo-archive"])[0] == f"{(64 * MI + 4 * obj) // MI}Mi"
+    assert scratch_of(duckdb["Deployment/demo-ingest"])[0] == "64Mi"
+    # Snowflake: the chunk's Parquet beside its downloads, and no gold Parquet to publish.
+    snowflake = {k: v for k, v in render(pipeline("finnhub-snowflake")).items() if k.endswith("-transform")}
+    [transform] = snowflake.values()
+    assert scratch_of(transform)[0] == f"{(64 * MI + 2 * 400 * obj) // MI}Mi"
+
+
+def test_the_platforms_scratch_settings_size_the_workloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETPULSE_SCRATCH_BASE", "128Mi")
+    monkeypatch.setenv("MARKETPULSE_SCRATCH_GOLD", "3Gi")
+    monkeypatch.setenv("MARKETPULSE_SCRATCH_LOGS", "32Mi")
+    platform = OperatorSettings().platform()
+    p = pipeline()
+    ctx = BuildContext(names=names_for(p), image="img:1", capabilities=ALL, platform=platform)
+    found = {f"{m['kind']}/{m['metadata']['name']}": m for m in render_children(p, ctx)}
+    limit, resources = scratch_of(found["CronJob/demo-transform"])
+    assert parse_quantity(limit) == 128 * MI + 400 * 9 * MI + 3 * 1024 * MI
+    assert parse_quantity(resources["limits"]["ephemeral-storage"]) == parse_quantity(limit) + 32 * MI
+    assert scratch_of(found["Deployment/demo-ingest"])[0] == "128Mi"
+
+
+def test_a_scratch_setting_that_is_not_a_size_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETPULSE_SCRATCH_GOLD", "lots")
+    with pytest.raises(ValueError, match=r"scratch_gold[\s\S]*'lots': expected a size"):
+        OperatorSettings()

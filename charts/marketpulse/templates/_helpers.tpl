@@ -181,6 +181,12 @@ containers:
         value: {{ .Values.workloads.image.pullPolicy | quote }}
       - name: MARKETPULSE_RUN_AS_USER
         value: {{ .Values.workloads.runAsUser | quote }}
+      - name: MARKETPULSE_SCRATCH_BASE
+        value: {{ .Values.workloads.scratch.base | quote }}
+      - name: MARKETPULSE_SCRATCH_GOLD
+        value: {{ .Values.workloads.scratch.gold | quote }}
+      - name: MARKETPULSE_SCRATCH_LOGS
+        value: {{ .Values.workloads.scratch.logs | quote }}
       - name: MARKETPULSE_RESYNC_SECONDS
         value: {{ .Values.operator.resyncSeconds | quote }}
       - name: MARKETPULSE_CHILD_REFRESH_SECONDS

@@ -11,10 +11,11 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Literal
 
+from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from marketpulse.contract.workloads import Platform
+from marketpulse.contract.workloads import Platform, ScratchSizes
 from marketpulse.operator.builders.context import NetworkRules
 from marketpulse.operator.deletion_budget import CleanupBudget
 from marketpulse.operator.policy import EndpointPolicy, parse_patterns
@@ -110,6 +111,35 @@ class OperatorSettings(BaseSettings):
             raise ValueError(f"{', '.join(wrong)}: a TCP port is 1-65535")
         return value
 
+    # Node disk of the workloads (contract/workloads/scratch.py has the formulas these feed).
+    scratch_base: str = Field(
+        "64Mi", description="Scratch (/tmp) of every workload for itself: Python and its libraries."
+    )
+    scratch_gold: str = Field(
+        "1Gi", description="Transform scratch for the gold Parquet it writes before publishing (DuckDB mode)."
+    )
+    scratch_logs: str = Field(
+        "64Mi", description="Container logs, counted in ephemeral-storage beside the scratch."
+    )
+
+    @field_validator("scratch_base", "scratch_gold", "scratch_logs")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        try:
+            size = parse_quantity(value)
+        except ValueError:
+            size = -1
+        if size < 0 or size != int(size):
+            raise ValueError(f"{value!r}: expected a size in bytes or with a suffix, such as 64Mi or 1Gi")
+        return value
+
+    def scratch_sizes(self) -> ScratchSizes:
+        return ScratchSizes(
+            base=int(parse_quantity(self.scratch_base)),
+            gold=int(parse_quantity(self.scratch_gold)),
+            logs=int(parse_quantity(self.scratch_logs)),
+        )
+
     cleanup_attempts: int = Field(
         12, ge=1, description="Tries of a failing deletionPolicy cleanup before the pipeline is let go."
     )
@@ -192,4 +222,5 @@ class OperatorSettings(BaseSettings):
             s3_region=self.s3_region,
             s3_credentials_secret=self.s3_credentials_secret,
             s3_per_pipeline=self.s3_iam != "shared",
+            scratch=self.scratch_sizes(),
         )

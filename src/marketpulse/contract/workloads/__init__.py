@@ -25,6 +25,7 @@ from marketpulse.contract.workloads.render import (
     kafka_credentials,
     render_workloads,
 )
+from marketpulse.contract.workloads.scratch import ScratchSizes
 
 __all__ = [
     "DASHBOARD_PORT",
@@ -37,6 +38,7 @@ __all__ = [
     "Port",
     "Resources",
     "RunMode",
+    "ScratchSizes",
     "SecretFile",
     "SecretRef",
     "Workload",

@@ -64,12 +64,17 @@ class Resources:
     memory_request: str = "256Mi"
     memory_limit: str = "512Mi"
     cpu_limit: str | None = None
+    # Node disk: the /tmp emptyDir plus the container's logs (see scratch.py); requested as it is limited.
+    ephemeral_storage: str | None = None
 
     def manifest(self) -> dict[str, Any]:
+        requests = {"cpu": self.cpu_request, "memory": self.memory_request}
         limits = {"memory": self.memory_limit}
         if self.cpu_limit is not None:
             limits["cpu"] = self.cpu_limit
-        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
+        if self.ephemeral_storage is not None:
+            requests["ephemeral-storage"] = limits["ephemeral-storage"] = self.ephemeral_storage
+        return {"requests": requests, "limits": limits}
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class Workload:
     time_zone: str | None = None
     # Seconds the process may take to stop after SIGTERM; None keeps the platform's default.
     stop_grace_seconds: int | None = None
+    # Size limit of the /tmp scratch directory (a Kubernetes quantity); None: unbounded.
+    scratch_limit: str | None = None
 
     def env_manifest(self) -> list[dict[str, Any]]:
         return [var.manifest() for var in self.env]

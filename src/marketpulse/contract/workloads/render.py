@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlparse
 
 from marketpulse.contract.api import SecretValue, StockPipelineSpec
@@ -21,6 +21,7 @@ from marketpulse.contract.settings.ingest import IngestSettings
 from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.contract.workloads.model import EnvVar, Port, Resources, SecretFile, SecretRef, Workload
 from marketpulse.contract.workloads.names import PipelineNames
+from marketpulse.contract.workloads.scratch import ScratchSizes, quantity, scratch_bytes
 
 METRICS_PORT = 9102
 POD_BIND_ADDRESS = "0.0.0.0"  # a pod has its own network namespace, reached through its Service
@@ -48,6 +49,14 @@ class Platform:
     s3_secret_key_key: str = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 - a key name in the Secret
     # The operator issues each pipeline its own S3 accounts (MARKETPULSE_S3_IAM is not `shared`).
     s3_per_pipeline: bool = False
+    scratch: ScratchSizes = field(default_factory=ScratchSizes)
+
+
+def with_scratch(workload: Workload, platform: Platform, *, snowflake: bool) -> Workload:
+    """The workload with its /tmp size limit, and ephemeral storage for that plus its logs."""
+    scratch = scratch_bytes(workload.component, platform.scratch, snowflake=snowflake)
+    resources = replace(workload.resources, ephemeral_storage=quantity(scratch + platform.scratch.logs))
+    return replace(workload, scratch_limit=quantity(scratch), resources=resources)
 
 
 def issues_pipeline_credentials(spec: StockPipelineSpec, platform: Platform) -> bool:
@@ -314,4 +323,4 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
                 secret_files=tuple(wh_files),
             )
         )
-    return workloads
+    return [with_scratch(w, platform, snowflake=not duckdb) for w in workloads]

@@ -36,8 +36,10 @@ def build_pod_template(
 ) -> dict[str, Any]:
     names = ctx.names
     mounts: list[dict[str, Any]] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]  # noqa: S108 - a per-pod emptyDir, not a shared /tmp
-    # readOnlyRootFilesystem: /tmp is the only scratch space, and it is per pod.
-    volumes: list[dict[str, Any]] = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    # readOnlyRootFilesystem: /tmp is the only scratch space, and it is per pod; its size limit keeps
+    # one pod from filling the node's disk (the kubelet evicts the pod instead).
+    scratch = {"sizeLimit": workload.scratch_limit} if workload.scratch_limit else {}
+    volumes: list[dict[str, Any]] = [{"name": TMP_VOLUME, "emptyDir": scratch}]
     if workload.warehouse_dir is not None:
         mounts.append({"name": WAREHOUSE_VOLUME, "mountPath": workload.warehouse_dir})
         volumes.append(
