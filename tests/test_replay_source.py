@@ -194,3 +194,25 @@ def test_invalid_utf8_is_read_as_replacement_characters_as_before(tmp_path: Path
     path.write_bytes(b'{"symbol":"SPY","timestamp":1767623400000,"price":1,"size":1,"venue":"caf\xe9"}\n')
     [tick] = records(ReplaySource(str(path), local_opener, speed=0))
     assert isinstance(tick, Tick)
+
+
+def test_a_long_line_inside_a_quoted_csv_field_left_open_at_the_end_is_still_reported(tmp_path: Path) -> None:
+    path = tmp_path / "open-quote.csv"
+    path.write_bytes(b'symbol,timestamp,price,size\nAAPL,1000,1,"\n' + b"9" * (2 * MAX_LINE_BYTES) + b"\n")
+    out = records(ReplaySource(str(path), local_opener, speed=0))
+    assert any(isinstance(r, BadRecord) and r.reason.startswith("line 3: record: ") for r in out)
+
+
+def test_a_long_line_inside_a_csv_row_that_csv_refuses_is_reported_too(tmp_path: Path) -> None:
+    path = tmp_path / "refused.csv"
+    path.write_bytes(
+        b'symbol,timestamp,price,size\nAAPL,1000,1,"\n'
+        + b"9" * (2 * MAX_LINE_BYTES)
+        + b"\n"
+        + b"8" * 200_000
+        + b'"\nAAPL,2000,2,2\n'
+    )
+    out = records(ReplaySource(str(path), local_opener, speed=0))
+    assert [type(r).__name__ for r in out] == ["BadRecord", "BadRecord", "Tick"]
+    assert out[0].reason.startswith("line 4: record: not valid CSV")  # type: ignore[union-attr]
+    assert out[1].reason.startswith("line 3: record: ")  # type: ignore[union-attr]

@@ -183,12 +183,13 @@ class ReplaySource:
             )
         while True:
             try:
-                cells = next(reader)
+                cells: list[str] | None = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:  # e.g. a field over csv's limit: that row only
+                cells = None
                 yield Row(reader.line_num, error=f"record: not valid CSV ({exc})")
-                continue
+            # Over-long lines up to here, the row's own and any inside its quoted fields.
             while too_long and too_long[0].number <= reader.line_num:
                 yield _too_long(too_long.pop(0))
             if not cells:
