@@ -87,7 +87,10 @@ def test_applying_a_sample_creates_every_child_owned_labelled_and_restricted_wit
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
     }
-    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    # Bounded node disk, as the API server keeps it: /tmp, and /tmp plus logs as ephemeral storage.
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+    assert container["resources"]["requests"]["ephemeral-storage"] == "128Mi"
+    assert container["resources"]["limits"]["ephemeral-storage"] == "128Mi"
     env = env_of(ingest)
     assert env["MARKETPULSE_WATCHLIST"] == "AAPL,MSFT,NVDA,AMZN,BRK.B"
     assert env["MARKETPULSE_TICKS_TOPIC"] == f"{namespace}.demo.ticks"
