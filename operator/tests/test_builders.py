@@ -352,6 +352,8 @@ def test_every_alert_rule_names_its_pipeline_a_severity_and_explains_itself() ->
     assert [r["alert"] for r in group["rules"]] == [
         "MarketPulseFeedStale",
         "MarketPulseConsumerLag",
+        "MarketPulseDeadLetters",
+        "MarketPulseDeadLettersNotArchived",
         "MarketPulseTransformFailed",
     ]
     for rule in group["rules"]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from marketpulse.contract.layout import object_key, partition_date
+from marketpulse.contract.layout import BRONZE_PREFIX, object_key, partition_date
 from marketpulse.contract.ticks.model import SCHEMA_VERSION, TICKER, TICKER_PATTERN
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
@@ -79,6 +79,7 @@ class PartitionBatch:
     lines: list[bytes] = field(default_factory=list)
     size: int = 0
     timestamps_ms: list[int] = field(default_factory=list)
+    prefix: str = BRONZE_PREFIX  # what the object holds: ticks, or the dead letters
 
     def add(self, offset: int, value: bytes | None, timestamp_ms: int | None = None) -> None:
         self.last_offset = offset
@@ -102,6 +103,7 @@ class PartitionBatch:
             self.first_offset,
             self.last_offset,
             compress=compress,
+            prefix=self.prefix,
         )
 
     def body(self, *, compress: bool) -> bytes:

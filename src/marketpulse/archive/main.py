@@ -10,8 +10,10 @@ stays in its group (no rebalance storm) and drains when S3 is back.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import tenacity
@@ -33,7 +35,14 @@ from marketpulse.archive.batching import (
 )
 from marketpulse.archive.quotes import QuoteBook, WireQuote
 from marketpulse.contract import dead_letters
-from marketpulse.contract.layout import QUOTES_KEY, key_prefix, parse_key, partition_date
+from marketpulse.contract.layout import (
+    BRONZE_PREFIX,
+    DEAD_LETTERS_PREFIX,
+    QUOTES_KEY,
+    key_prefix,
+    parse_key,
+    partition_date,
+)
 from marketpulse.contract.settings.archive import ArchiveSettings
 from marketpulse.contract.ticks import reason_field
 from marketpulse.runtime.faults import failpoint
@@ -109,7 +118,34 @@ class _NoLongerOwnedError(Exception):
     """The partition an S3 call was for moved to another replica while S3 was waited out."""
 
 
+@dataclass(frozen=True)
+class StreamMetrics:
+    """The series that tell the ticks' archive from the dead letters' (the rest are shared)."""
+
+    records: Counter
+    objects: Counter
+    lag: Gauge
+
+
+TICK_METRICS = StreamMetrics(RECORDS, OBJECTS, LAG)
+DEAD_LETTER_METRICS = StreamMetrics(
+    Counter("marketpulse_archive_dead_letter_records_total", "Dead letters consumed to be archived."),
+    Counter("marketpulse_archive_dead_letter_objects_written_total", "Dead-letter objects written to S3."),
+    Gauge(
+        "marketpulse_archive_dead_letter_lag_records",
+        "Records in the dead-letter topic not yet committed to an object in S3.",
+    ),
+)
+
+
 class Archiver:
+    """Archives the ticks topic into bronze/ticks/; `DeadLetterArchiver` the dead-letter topic."""
+
+    prefix = BRONZE_PREFIX
+    metrics = TICK_METRICS
+    assigned_message = "partitions assigned"
+    revoked_message = "partitions revoked"
+
     def __init__(
         self,
         settings: ArchiveSettings,
@@ -120,11 +156,12 @@ class Archiver:
         self.settings = settings
         self.store = store
         self.shutdown = shutdown
-        self.topic = settings.resolved_ticks_topic
+        self.topic = self._topic(settings)
+        self.group_id = self._group(settings)
         self.consumer = Consumer(
             {
                 **settings.kafka_config(),
-                "group.id": settings.group_id,
+                "group.id": self.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
@@ -133,14 +170,7 @@ class Archiver:
                 **(consumer_overrides or {}),
             }
         )
-        self.dlq = Producer(
-            {
-                **settings.kafka_config(),
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-            }
-        )
+        self.dlq = self._dead_letter_producer(settings)
         self.batches: dict[int, PartitionBatch] = {}
         # Partitions this replica owns now. A rebalance can run inside any poll, including the ones
         # that keep us in the group while S3 is down: whatever was read for a partition that has moved
@@ -156,13 +186,24 @@ class Archiver:
         self.storage_ok = True
         self.dead_letters_failed: list[str] = []
 
+    def _topic(self, settings: ArchiveSettings) -> str:
+        return settings.resolved_ticks_topic
+
+    def _group(self, settings: ArchiveSettings) -> str:
+        return settings.group_id
+
+    def _dead_letter_producer(self, settings: ArchiveSettings) -> Producer | None:
+        return Producer(
+            {**settings.kafka_config(), "acks": "all", "enable.idempotence": True, "linger.ms": 5}
+        )
+
     # -- rebalance callbacks -------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.owned.add(tp.partition)
             self.recovering.add(tp.partition)
             self.batches.pop(tp.partition, None)
-        log.info("partitions assigned", extra={"partitions": [tp.partition for tp in partitions]})
+        log.info(self.assigned_message, extra={"partitions": [tp.partition for tp in partitions]})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Uncommitted batches are dropped: the next owner re-reads them from the committed offset.
@@ -173,7 +214,7 @@ class Archiver:
             self.skip_through.pop(tp.partition, None)
             self.deferred_commits.pop(tp.partition, None)
         if partitions:
-            log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
+            log.info(self.revoked_message, extra={"partitions": [tp.partition for tp in partitions]})
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -182,7 +223,7 @@ class Archiver:
         )
         log.info(
             "archive started",
-            extra={"topic": self.topic, "group": self.settings.group_id, "bucket": self.store.bucket},
+            extra={"topic": self.topic, "group": self.group_id, "bucket": self.store.bucket},
         )
         try:
             while not self.shutdown.requested:
@@ -194,7 +235,8 @@ class Archiver:
             self._flush_due(final=True)
             self._write_quotes(force=True)
         finally:
-            self.dlq.flush(30)
+            if self.dlq is not None:
+                self.dlq.flush(30)
             self.consumer.close()
             log.info("archive stopped")
 
@@ -222,9 +264,7 @@ class Archiver:
             counted += 1
             batch = self.batches.get(partition)
             if batch is None:
-                batch = self.batches[partition] = PartitionBatch(
-                    partition, offset, message.timestamp()[1], time.monotonic()
-                )
+                batch = self.batches[partition] = self._new_batch(partition, offset, message.timestamp()[1])
             value = message.value()
             match = canonical(value) if value is not None else None
             if match is not None:
@@ -248,7 +288,10 @@ class Archiver:
             rows.clear()
             self.quotes.update(record)
         self.quotes.update_rows(rows)
-        RECORDS.inc(counted)
+        self.metrics.records.inc(counted)
+
+    def _new_batch(self, partition: int, offset: int, timestamp_ms: int) -> PartitionBatch:
+        return PartitionBatch(partition, offset, timestamp_ms, time.monotonic(), prefix=self.prefix)
 
     def _handle_error(self, message: Message) -> None:
         error = message.error()
@@ -257,14 +300,14 @@ class Archiver:
 
     def _recover(self, partition: int, offset: int, timestamp_ms: int) -> None:
         """Skip an object a previous owner wrote for this offset but did not commit."""
-        prefix = key_prefix(partition_date(timestamp_ms), partition, offset)
+        prefix = key_prefix(partition_date(timestamp_ms), partition, offset, self.prefix)
         try:
             listed = self._with_storage(
                 lambda: list(self.store.list(prefix)), wanted=lambda: partition in self.owned
             )
         except _NoLongerOwnedError:
             return  # moved while S3 was down: the new owner recovers it
-        found = [parse_key(info.key) for info in listed]
+        found = [parse_key(info.key, self.prefix) for info in listed]
         last = max((parsed[3] for parsed in found if parsed), default=None)
         if last is None or partition not in self.owned:
             return
@@ -283,6 +326,7 @@ class Archiver:
             ("offset", str(message.offset()).encode()),
         ]
         letter = dead_letters.dead_letter(message.value(), message.key(), reason, "archive", where)
+        assert self.dlq is not None  # the ticks' archiver has one
         self.dlq.produce(
             self.settings.resolved_dlq_topic,
             key=letter.key,
@@ -314,7 +358,8 @@ class Archiver:
         compress = self.settings.archive_gzip
         if batch.lines:
             key, body = batch.key(compress=compress), batch.body(compress=compress)
-            failpoint("archive.before-object-write")
+            if self.prefix == BRONZE_PREFIX:  # the crash tests aim at the ticks' objects
+                failpoint("archive.before-object-write")
             try:
                 self._with_storage(
                     lambda: self.store.put(key, body, "application/x-ndjson"),
@@ -332,15 +377,17 @@ class Archiver:
                     },
                 )
                 return
-            failpoint("archive.after-object-write")
-            OBJECTS.inc()
-            OBJECT_BYTES.observe(len(body))
+            if self.prefix == BRONZE_PREFIX:  # the crash tests aim at the ticks' objects
+                failpoint("archive.after-object-write")
+            self.metrics.objects.inc()
+            if self.metrics is TICK_METRICS:
+                OBJECT_BYTES.observe(len(body))
             now_ms = time.time() * 1000
             for stamp in batch.timestamps_ms[:: max(1, len(batch.timestamps_ms) // 20)]:
                 LATENCY.observe(max(0.0, (now_ms - stamp) / 1000))
         # Dead letters of this range must be acknowledged before the range is committed; one the
         # broker refused fails the archive, which then re-reads the range from the committed offset.
-        if self.dlq.flush(30) > 0:
+        if self.dlq is not None and self.dlq.flush(30) > 0:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "dead-letter records not acknowledged"))
         if self.dead_letters_failed:
             failed, self.dead_letters_failed = self.dead_letters_failed, []
@@ -474,7 +521,7 @@ class Archiver:
                 committed_to = position.offset
             if high >= 0 and committed_to is not None and committed_to >= 0:
                 lag += max(0, high - committed_to)
-        LAG.set(lag)
+        self.metrics.lag.set(lag)
 
     def _write_quotes(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -493,12 +540,82 @@ class Archiver:
         self.last_quotes_write = now
 
 
+class DeadLetterArchiver(Archiver):
+    """The dead-letter topic into bronze/dead-letters/, exactly as the ticks go to bronze/ticks/: one
+    object per offset range, committed after it is written, recovered after a crash. Every record is
+    kept as it is (`dead_letters.archived_line`); nothing here is refused, so nothing is produced."""
+
+    prefix = DEAD_LETTERS_PREFIX
+    metrics = DEAD_LETTER_METRICS
+    assigned_message = "dead-letter partitions assigned"
+    revoked_message = "dead-letter partitions revoked"
+
+    def _topic(self, settings: ArchiveSettings) -> str:
+        return settings.resolved_dlq_topic
+
+    def _group(self, settings: ArchiveSettings) -> str:
+        return f"{settings.group_id}.dead-letters"
+
+    def _dead_letter_producer(self, settings: ArchiveSettings) -> Producer | None:
+        return None
+
+    def _handle_all(self, messages: list[Message]) -> None:
+        counted = 0
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            if message.error() is not None or partition is None or offset is None:
+                self._handle_error(message)
+                continue
+            if partition not in self.owned:
+                continue
+            timestamp_ms = message.timestamp()[1]
+            if partition in self.recovering:
+                self.recovering.discard(partition)
+                self._recover(partition, offset, timestamp_ms)
+                if partition not in self.owned:
+                    continue
+            if offset <= self.skip_through.get(partition, -1):
+                continue
+            counted += 1
+            batch = self.batches.get(partition)
+            if batch is None:
+                batch = self.batches[partition] = self._new_batch(partition, offset, timestamp_ms)
+            headers = message.headers() or []
+            line = dead_letters.archived_line(
+                message.key(),
+                message.value(),
+                list(headers.items()) if isinstance(headers, dict) else headers,
+                partition=partition,
+                offset=offset,
+                timestamp_ms=timestamp_ms,
+            )
+            batch.add(offset, line)
+        self.metrics.records.inc(counted)
+
+
 def run_archive(settings: ArchiveSettings, store: ObjectStore, shutdown: Shutdown) -> int:
     archiver = Archiver(settings, store, shutdown)
+    keeper = DeadLetterArchiver(settings, store, shutdown)
     if settings.metrics_port:
         serve_metrics_and_health(settings.metrics_port, healthy=lambda: True, host=settings.metrics_host)
-    archiver.run()
-    return 0
+    failed: list[BaseException] = []
+
+    def keep_dead_letters() -> None:
+        try:
+            keeper.run()
+        except BaseException as exc:  # the pod must restart, as if the main loop had failed
+            failed.append(exc)
+            log.exception("dead-letter archive failed")
+            shutdown.request()
+
+    thread = threading.Thread(target=keep_dead_letters, name="dead-letters", daemon=True)
+    thread.start()
+    try:
+        archiver.run()
+    finally:
+        shutdown.request()
+        thread.join(timeout=60)
+    return 1 if failed else 0
 
 
 __all__ = ["OFFSET_INVALID", "Archiver", "run_archive"]

@@ -9,7 +9,10 @@ both are cut to fit well under the smallest message limit in the path (1 MB: lib
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+
+import orjson
 
 MAX_VALUE_BYTES = 512 * 1024
 MAX_KEY_BYTES = 256
@@ -55,3 +58,38 @@ def dead_letter(
     if key is not None and len(key) > MAX_KEY_BYTES:
         key = key[:MAX_KEY_BYTES]
     return DeadLetter(key, raw, out)
+
+
+def archived_line(
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+    *,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+) -> bytes:
+    """One dead letter as a line of its bronze object (`layout.DEAD_LETTERS_PREFIX`): where it sat in
+    the dead-letter topic, its headers (why, from which stage, from where), and its key and value,
+    as text when they are UTF-8 and in base64 otherwise, so that every byte can be recovered."""
+    line: dict[str, object] = {
+        "partition": partition,
+        "offset": offset,
+        "timestamp_ms": timestamp_ms,
+        "headers": {name: _text(raw) for name, raw in headers},
+    }
+    for field, raw in (("key", key), ("value", value)):
+        if raw is None:
+            line[field] = None
+            continue
+        try:
+            line[field] = raw.decode()
+        except UnicodeDecodeError:
+            line[f"{field}_base64"] = base64.b64encode(raw).decode()
+    return orjson.dumps(line)
+
+
+def _text(raw: str | bytes | None) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    return raw.decode(errors="replace")

@@ -11,6 +11,8 @@ from marketpulse.operator.builders.context import BuildContext, object_meta
 FEED_STALE_FOR = "5m"
 LAG_RECORDS = 100_000
 LAG_WINDOW = "10m"
+DEAD_LETTER_WINDOW = "15m"
+DEAD_LETTERS_UNARCHIVED_FOR = "15m"
 TRANSFORM_WINDOW = "1h"
 TRANSFORM_WINDOW_SECONDS = 3600
 
@@ -59,6 +61,8 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     pods = f'namespace="{names.namespace}",app_kubernetes_io_instance="{names.name}"'
     lag = f"marketpulse_archive_consumer_lag_records{{{pods}}}"
     failures = f'marketpulse_transform_runs_total{{{pods},result="failure"}}'
+    refused = [f"marketpulse_{stage}_dead_letters_total{{{pods}}}" for stage in ("ingest", "archive")]
+    unarchived = f"marketpulse_archive_dead_letter_lag_records{{{pods}}}"
     # kube-state-metrics' series of the CronJob's Jobs (named <cronjob>-<scheduled minute>).
     jobs = f'namespace="{names.namespace}",job_name=~"{names.workload("transform")}-[0-9]+"'
     labels = {"severity": "warning", "pipeline": names.name}
@@ -85,6 +89,32 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
                 "description": (
                     f"More than {LAG_RECORDS} ticks wait to be archived and the backlog has kept "
                     "growing for 10 minutes."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseDeadLetters",
+            # One series per stage and refused field: the alert says which check records fail.
+            "expr": " or ".join(counted_recently(series, DEAD_LETTER_WINDOW) for series in refused),
+            "labels": labels,
+            "annotations": {
+                "summary": f"Records of {names.namespace}/{names.name} refused: {{{{ $labels.field }}}}",
+                "description": (
+                    "Records were sent to the dead-letter topic within 15 minutes (the field label says "
+                    "which check failed); they are kept under bronze/dead-letters/ in the bucket."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseDeadLettersNotArchived",
+            "expr": f"max({unarchived}) > 0",
+            "for": DEAD_LETTERS_UNARCHIVED_FOR,
+            "labels": labels,
+            "annotations": {
+                "summary": f"Dead letters of {names.namespace}/{names.name} are not reaching S3",
+                "description": (
+                    "Dead letters have waited 15 minutes to be archived: past the topic's retention "
+                    "they are gone."
                 ),
             },
         },
