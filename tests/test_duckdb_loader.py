@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import gzip
 import io
 import os
@@ -11,10 +12,11 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import httpx
 import orjson
 import pytest
 from minio import Minio
@@ -22,12 +24,13 @@ from minio import Minio
 from marketpulse.archive.batching import PartitionBatch
 from marketpulse.contract.ticks import Tick, encode_tick
 from marketpulse.sources.synthetic import SyntheticSource
-from marketpulse.storage import S3ObjectStore
+from marketpulse.storage import ObjectInfo, S3ObjectStore, StorageUnavailableError
 from marketpulse.storage.s3 import minio_client
-from marketpulse.transform.bronze_objects import BronzeObjectError
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
 from marketpulse.transform.main import next_cycle_delay
+from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.reliability.http_faults import HttpFaultProxy
 
 pytestmark = pytest.mark.s3
 
@@ -135,42 +138,137 @@ def test_objects_read_one_insert_at_a_time_in_small_chunks_get_exact_manifest_co
 
 
 BAD_OBJECTS = {
-    "truncated line": (b'{"v":1,"symbol":"AAPL","price":1.5}\n{"v":1,"symbol":\n', False),
-    "price not a number": (b'{"v":1,"symbol":"AAPL","price":"abc"}\n', False),
-    "gzip of broken JSON": (gzip.compress(b'{"v":1,"symbol":"AAPL"\n'), True),
-    "not gzip at all": (b'{"v":1,"symbol":"AAPL"}\n', True),
+    "truncated line": (b'{"v":1,"symbol":"AAPL","price":1.5}\n{"v":1,"symbol":\n', False, "Malformed JSON"),
+    "price not a number": (b'{"v":1,"symbol":"AAPL","price":"abc"}\n', False, "Failed to cast"),
+    "lines not objects": (b"[1, 2, 3]\n", False, "Expected OBJECT"),
+    "gzip of broken JSON": (gzip.compress(b'{"v":1,"symbol":"AAPL"\n'), True, "Malformed JSON"),
+    "not gzip at all": (b'{"v":1,"symbol":"AAPL"}\n', True, "not a GZIP stream"),
+    "gzip cut short": (gzip.compress(b'{"v":1,"symbol":"AAPL","price":1.5}\n' * 500)[:40], True, "GZIP"),
 }
 
 
-@pytest.mark.parametrize(("body", "compress"), BAD_OBJECTS.values(), ids=BAD_OBJECTS.keys())
-def test_a_malformed_object_fails_its_chunk_with_an_error_naming_its_key_and_loads_nothing(
-    bucket: tuple[Minio, str, S3ObjectStore], body: bytes, compress: bool
+class RecordingStore:
+    """The real S3 store, noting each key it downloads (to tell what a load fetched)."""
+
+    def __init__(self, store: S3ObjectStore) -> None:
+        self.store = store
+        self.bucket = store.bucket
+        self.downloaded: list[str] = []
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.store.put(key, data, content_type)
+
+    def get(self, key: str) -> bytes:
+        return self.store.get(key)
+
+    def download(self, key: str, path: Path) -> None:
+        self.downloaded.append(key)
+        self.store.download(key, path)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.store.list(prefix)
+
+
+def quarantine_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    return con.execute("select object_key, kind, reason from bronze._quarantine order by 1").fetchall()
+
+
+@pytest.mark.parametrize(("body", "compress", "reason"), BAD_OBJECTS.values(), ids=BAD_OBJECTS.keys())
+@pytest.mark.parametrize("group_bytes", [1, 64 << 20], ids=["one-object-per-statement", "grouped"])
+def test_a_malformed_object_is_quarantined_once_and_the_rest_of_its_chunk_and_later_objects_load(
+    bucket: tuple[Minio, str, S3ObjectStore], body: bytes, compress: bool, reason: str, group_bytes: int
 ) -> None:
-    client, name, store = bucket
-    ticks = synthetic(1000)
-    write_objects(client, name, ticks[:800], per_object=200)
+    client, name, s3 = bucket
+    ticks = synthetic(1400)
+    # The bad object sits between good ones of the same chunk.
+    good = write_objects(client, name, ticks[:800], per_object=200)
     bad = put_raw(client, name, 800, body, compress=compress)
+    good += write_objects(client, name, ticks[800:1200], per_object=200, first_offset=1000)
+    store = RecordingStore(s3)
     con = duckdb.connect()
-    # Objects inserted one statement each: the good ones are in the table when the bad one fails.
-    loader = DuckDBBronzeLoader(con, store, group_bytes=1)
+    loader = DuckDBBronzeLoader(con, store, group_bytes=group_bytes)  # type: ignore[arg-type]
 
-    with pytest.raises(BronzeObjectError) as failure:
-        loader.load_new()
+    first = loader.load_new()
 
-    message = str(failure.value)
-    assert message.startswith(f"bronze object {bad} cannot be loaded"), message
-    assert "marketpulse-load-" not in message, "the temporary download folder leaks into the error"
-    assert "\n" not in message, "DuckDB's hints about read_json options are not the reason"
-    assert con.execute("select count(*) from bronze.raw_ticks").fetchone() == (0,)
-    assert con.execute("select count(*) from bronze._load_manifest").fetchone() == (0,)
-
-    fixed = PartitionBatch(0, 800, 1_767_623_400_000, 0.0)
-    for i, tick in enumerate(ticks[800:]):
-        fixed.add(800 + i, encode_tick(tick), 0)
-    client.put_object(
-        name, bad, io.BytesIO(fixed.body(compress=compress)), len(fixed.body(compress=compress))
+    assert (first.objects, first.rows) == (6, 1200)
+    assert [(q.key, q.kind) for q in first.quarantined] == [(bad, "malformed")]
+    [(key, kind, why)] = quarantine_rows(con)
+    assert (key, kind) == (bad, "malformed")
+    assert reason in why, why
+    assert "marketpulse-load-" not in why, "the temporary download folder leaks into the reason"
+    assert "\n" not in why, "DuckDB's hints about read_json options are not the reason"
+    manifest = dict(con.execute("select object_key, row_count from bronze._load_manifest").fetchall())
+    assert manifest == dict.fromkeys(good, 200)
+    assert con.execute("select count(distinct (producer_id, seq)) from bronze.raw_ticks").fetchone() == (
+        1200,
     )
-    assert loader.load_new().rows == 1000
+
+    # Later cycles neither fetch the quarantined object again nor record it twice, and keep loading.
+    store.downloaded.clear()
+    idle = loader.load_new()
+    assert (idle.objects, idle.rows, idle.quarantined, store.downloaded) == (0, 0, (), [])
+    later = write_objects(client, name, ticks[1200:], per_object=200, first_offset=1400)
+    again = loader.load_new()
+    assert (again.objects, again.rows, again.quarantined) == (1, 200, ())
+    assert bad not in store.downloaded
+    assert store.downloaded == later
+    assert len(quarantine_rows(con)) == 1
+
+
+def test_a_foreign_key_under_the_bronze_prefix_is_quarantined_unread_and_listed_once(
+    bucket: tuple[Minio, str, S3ObjectStore],
+) -> None:
+    client, name, s3 = bucket
+    good = write_objects(client, name, synthetic(400), per_object=200)
+    foreign = [
+        "bronze/ticks/dt=2026-01-05/partition=0/export.csv",
+        "bronze/ticks/README.txt",
+        "bronze/ticks/dt=2026-01-05/partition=x/1-2.ndjson",
+    ]
+    for key in foreign:
+        client.put_object(name, key, io.BytesIO(b'{"v":1}\n'), 8)
+    # Outside the bronze prefix: not the transform's business at all.
+    client.put_object(name, "dead-letters/ticks/x.ndjson", io.BytesIO(b"x"), 1)
+    store = RecordingStore(s3)
+    con = duckdb.connect()
+    loader = DuckDBBronzeLoader(con, store)  # type: ignore[arg-type]
+
+    first = loader.load_new()
+    second = loader.load_new()
+
+    assert (first.objects, first.rows) == (2, 400)
+    assert sorted(q.key for q in first.quarantined) == sorted(foreign)
+    assert {q.kind for q in first.quarantined} == {"foreign"}
+    assert second.quarantined == ()
+    assert store.downloaded == good, "a foreign object is never fetched"
+    rows = quarantine_rows(con)
+    assert [r[0] for r in rows] == sorted(foreign)
+    assert all("not an archive object key" in r[2] for r in rows)
+
+
+def test_a_storage_error_while_fetching_fails_the_load_and_quarantines_nothing(
+    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server
+) -> None:
+    client, name, _ = bucket
+    keys = write_objects(client, name, synthetic(600), per_object=200)
+    con = duckdb.connect()
+    with HttpFaultProxy("127.0.0.1", s3_server.port) as proxy:
+        store = S3ObjectStore(minio_client(proxy.endpoint, s3_server.access_key, s3_server.secret_key), name)
+        loader = DuckDBBronzeLoader(con, store)
+        # Every GET of the middle object answers 503 SlowDown (listings are GETs of the bucket, not of it).
+        proxy.fail(times=1000, status=503, methods={"GET"}, query=keys[1].rsplit("/", 1)[1])
+        with pytest.raises(StorageUnavailableError):
+            loader.load_new()
+        assert proxy.answered > 0
+        assert quarantine_rows(con) == []
+        assert con.execute("select count(*) from bronze._load_manifest").fetchone() == (0,)
+
+        proxy.clear()
+        result = loader.load_new()
+    assert (result.objects, result.rows, result.quarantined) == (3, 600, ())
 
 
 def test_an_empty_object_is_recorded_with_zero_rows_and_not_fetched_again(
@@ -310,3 +408,83 @@ def test_the_transform_interval_is_counted_from_the_start_of_the_last_cycle() ->
     assert next_cycle_delay(1.0, now - 5.0, succeeded=True) == 0.0
     # A failed cycle waits the whole interval, however long it took, so it is not retried in a loop.
     assert next_cycle_delay(1.0, now - 5.0, succeeded=False) == 1.0
+
+
+def test_the_transform_quarantines_a_malformed_object_once_counts_it_and_gold_keeps_moving(
+    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server, tmp_path: Path
+) -> None:
+    client, name, _ = bucket
+    ticks = synthetic(3000)
+    write_objects(client, name, ticks[:1000], per_object=500)
+    bad = put_raw(client, name, 1000, b'{"v":1,"symbol":"AAPL","price":"abc"}\n', compress=False)
+    write_objects(client, name, ticks[1000:2000], per_object=500, first_offset=1001)
+    database = tmp_path / "warehouse.duckdb"
+    log = tmp_path / "transform.log"
+    port = free_port()
+    env = {
+        **os.environ,
+        **s3_server.settings(),
+        "MARKETPULSE_BUCKET": name,
+        "MARKETPULSE_DUCKDB_PATH": str(database),
+        "MARKETPULSE_TRANSFORM_MODE": "continuous",
+        "MARKETPULSE_TRANSFORM_INTERVAL_SECONDS": "0.5",
+        "MARKETPULSE_TRANSFORM_BUILD_INTERVAL_SECONDS": "3600",
+        "MARKETPULSE_METRICS_HOST": "127.0.0.1",
+        "MARKETPULSE_METRICS_PORT": str(port),
+        "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+        "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
+    }
+
+    def lines(message: str) -> list[dict[str, object]]:
+        text = log.read_text() if log.exists() else ""
+        return [orjson.loads(line) for line in text.splitlines() if f'"{message}"' in line]
+
+    def wait_for(predicate: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not predicate():
+            assert transform.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert predicate(), f"{what}: {log.read_text()[-3000:]}"
+
+    def quarantined_total() -> float:
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        samples = [
+            line.split()[-1]
+            for line in scrape.splitlines()
+            if line.startswith("marketpulse_transform_quarantined_objects_total{")
+        ]
+        return sum(float(v) for v in samples)
+
+    with log.open("wb") as sink:
+        transform = subprocess.Popen(
+            [str(Path(sys.executable).parent / "marketpulse"), "transform"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: any(c["rows"] == 2000 for c in lines("transform cycle done")), "the first load")
+        # Later objects keep loading, cycle after cycle, past the quarantined one.
+        write_objects(client, name, ticks[2000:], per_object=500, first_offset=2001)
+        wait_for(lambda: any(c["rows"] == 1000 for c in lines("transform cycle done")), "the later load")
+        wait_for(lambda: len(lines("transform cycle done")) >= 4, "idle cycles after it")
+        assert quarantined_total() == 1.0
+    finally:
+        transform.send_signal(signal.SIGTERM)
+        code = transform.wait(timeout=120)
+    assert code == 0, log.read_text()[-3000:]
+
+    assert not lines("transform cycle failed")
+    [warning] = lines("bronze object quarantined")
+    assert (warning["key"], warning["kind"]) == (bad, "malformed")
+    assert "Failed to cast" in str(warning["reason"])
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("select count(*) from silver.fct_ticks").fetchone() == (3000,)
+        assert con.execute("select object_key from bronze._quarantine").fetchall() == [(bad,)]
+        per_symbol = dict(
+            con.execute("select symbol, sum(tick_count) from gold.ohlc_1m group by 1").fetchall()
+        )
+    # Gold holds every good tick of every symbol, the later ones included.
+    assert per_symbol == dict(collections.Counter(t.symbol for t in ticks))
+    published = orjson.loads(client.get_object(name, "gold/_manifest.json").read())
+    assert published["rows"]["ohlc_1m"] > 0

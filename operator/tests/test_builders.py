@@ -355,6 +355,7 @@ def test_every_alert_rule_names_its_pipeline_a_severity_and_explains_itself() ->
         "MarketPulseDeadLetters",
         "MarketPulseDeadLettersNotArchived",
         "MarketPulseTransformFailed",
+        "MarketPulseBronzeQuarantined",
     ]
     for rule in group["rules"]:
         assert rule["labels"]["pipeline"] == "demo"

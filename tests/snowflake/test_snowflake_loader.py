@@ -9,15 +9,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from snowflake_bronze import Bucket, Warehouse, loaded_ticks, synthetic, utc, write_objects
 
-from marketpulse.transform.bronze_objects import BronzeObjectError
+from marketpulse.storage import ObjectInfo, S3ObjectStore
 from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
 from marketpulse_dev.localenv.s3 import S3Server
-
-pytestmark = [pytest.mark.s3, pytest.mark.snowflake]
 
 pytestmark = [pytest.mark.s3, pytest.mark.snowflake]
 
@@ -54,32 +54,69 @@ def test_new_objects_plain_and_gz_load_once_with_their_keys_and_reruns_load_noth
     ) == [(4000, 4000)]
 
 
-def test_a_broken_object_fails_the_load_naming_its_key_and_loads_nothing_until_it_is_fixed(
+class RecordingStore:
+    """The real S3 store, noting each key it downloads (to tell what a load fetched)."""
+
+    def __init__(self, store: S3ObjectStore) -> None:
+        self.store = store
+        self.bucket = store.bucket
+        self.downloaded: list[str] = []
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.store.put(key, data, content_type)
+
+    def get(self, key: str) -> bytes:
+        return self.store.get(key)
+
+    def download(self, key: str, path: Path) -> None:
+        self.downloaded.append(key)
+        self.store.download(key, path)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.store.list(prefix)
+
+
+def test_a_malformed_object_is_quarantined_once_and_the_rest_keep_loading_into_snowflake(
     bucket: Bucket, warehouse: Warehouse
 ) -> None:
-    ticks = synthetic(1500)
-    keys = write_objects(bucket.client, bucket.name, ticks, per_object=500)
+    ticks = synthetic(2500)
+    keys = write_objects(bucket.client, bucket.name, ticks[:1500], per_object=500)
     broken_key = keys[1]
     good = bucket.client.get_object(bucket.name, broken_key).read()
     truncated = good[: len(good) // 2]  # a line cut in the middle, as a half-written upload would leave
     bucket.client.put_object(bucket.name, broken_key, io.BytesIO(truncated), len(truncated))
+    foreign = "bronze/ticks/dt=2026-01-05/partition=0/export.csv"
+    bucket.client.put_object(bucket.name, foreign, io.BytesIO(b"a,b\n"), 4)
+    store = RecordingStore(bucket.store)
 
-    with warehouse.connect() as con, pytest.raises(BronzeObjectError) as refused:
-        SnowflakeBronzeLoader(con, bucket.store, chunk_objects=10).load_new()
-    message = str(refused.value)
-    counts = warehouse.query(
-        "select (select count(*) from bronze.raw_ticks), (select count(*) from bronze._load_manifest)"
-    )
-
-    bucket.client.put_object(bucket.name, broken_key, io.BytesIO(good), len(good))
     with warehouse.connect() as con:
-        rerun = SnowflakeBronzeLoader(con, bucket.store, chunk_objects=10).load_new()
+        loader = SnowflakeBronzeLoader(con, store, chunk_objects=10)  # type: ignore[arg-type]
+        first = loader.load_new()
+        store.downloaded.clear()
+        idle = loader.load_new()
+        later = write_objects(bucket.client, bucket.name, ticks[1500:], per_object=500, first=1500)
+        again = loader.load_new()
 
-    assert message.startswith(f"bronze object {broken_key} cannot be loaded (expected NDJSON ticks): ")
-    assert "\n" not in message  # one line
-    assert "marketpulse-load" not in message  # no scratch path
-    assert counts == [(0, 0)]
-    assert (rerun.objects, rerun.rows) == (3, 1500)
+    assert (first.objects, first.rows) == (2, 1000)
+    assert sorted((q.key, q.kind) for q in first.quarantined) == sorted(
+        [(broken_key, "malformed"), (foreign, "foreign")]
+    )
+    assert (idle.objects, idle.quarantined) == (0, ())
+    assert (again.objects, again.rows, again.quarantined) == (2, 1000, ())
+    assert store.downloaded == later, "a quarantined object is not fetched again"
+    rows = warehouse.query("select object_key, kind, reason from bronze._quarantine order by object_key")
+    assert [(r[0], r[1]) for r in rows] == sorted([(broken_key, "malformed"), (foreign, "foreign")])
+    reason = dict((r[0], r[2]) for r in rows)[broken_key]
+    assert "Malformed JSON" in reason, reason
+    assert "\n" not in reason  # one line
+    assert "marketpulse-load" not in reason  # no scratch path
+    manifest = warehouse.query("select object_key from bronze._load_manifest order by object_key")
+    assert [r[0] for r in manifest] == sorted([keys[0], keys[2], *later])
+    wanted = ticks[:500] + ticks[1000:]
+    assert [(r[0], r[1]) for r in loaded_ticks(warehouse)] == [(t.producer_id, t.seq) for t in wanted]
 
 
 def test_a_load_killed_between_copy_and_commit_leaves_nothing_and_the_rerun_loads_exactly_once(

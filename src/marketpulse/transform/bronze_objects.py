@@ -1,8 +1,18 @@
 """What every bronze loader shares: which archive objects are new, fetching them, and reading them.
 
 The loaders differ only in where the rows go (a DuckDB table, or a Snowflake stage and table); the
-bronze contract (columns, types, one `_object_key` per row) is read here, by one DuckDB query. An
-object DuckDB cannot read fails the load with a `BronzeObjectError` naming its key.
+bronze contract (columns, types, one `_object_key` per row) is read here, by one DuckDB query.
+
+An object that is not NDJSON ticks (not JSON, lines that are not objects or whose fields do not cast
+to the bronze types, a broken gzip stream), or a key under the bronze prefix that is not an archive
+key, is quarantined: a row in the warehouse's `_quarantine` table beside the load manifest, with its
+reason, logged and counted once and never fetched again, while the rest of its chunk and every later
+object keep loading. The object itself stays where it is: bronze is immutable, and a warehouse rebuilt
+from bronze quarantines the same objects again (the record lives with the warehouse whose manifest it
+guards, written by the one writer that holds the lease, so no copy in the bucket can disagree with it).
+Deleting an object's `_quarantine` row makes the next cycle try it again, e.g. after fixing it.
+Rows that parse but break a tick rule (a missing price, say) are not this: silver rejects them one by
+one with a reason. A storage error is not quarantined either: the cycle fails and the next retries.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 
@@ -29,8 +40,29 @@ _LOADER_VALUES = {"_object_key": "substr(t.filename, ?)", "_loaded_at": "?::time
 log = logging.getLogger(__name__)
 
 
+# The warehouse tables beside bronze.raw_ticks: what was loaded, and what never will be.
+MANIFEST = "_load_manifest"
+QUARANTINE = "_quarantine"
+QuarantineKind = Literal["malformed", "foreign"]
+FOREIGN_REASON = (
+    "not an archive object key (expected bronze/ticks/dt=YYYY-MM-DD/partition=N/<first>-<last>.ndjson[.gz])"
+)
+
+
 class BronzeObjectError(ValueError):
     """An archive object that is not NDJSON ticks of the bronze contract; the load of its chunk failed."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"bronze object {key} cannot be loaded (expected NDJSON ticks): {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    key: str
+    kind: QuarantineKind
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -38,15 +70,29 @@ class LoadResult:
     objects: int
     rows: int
     seconds: float
+    quarantined: tuple[Quarantined, ...] = ()
 
 
-def pending_objects(store: ObjectStore, loaded: Iterable[str]) -> list[ObjectInfo]:
-    """Archive objects (`.ndjson` or `.ndjson.gz`) whose key is not in `loaded`, in key order."""
-    done = set(loaded)
-    return sorted(
-        (o for o in store.list(BRONZE_PREFIX) if parse_key(o.key) and o.key not in done),
-        key=lambda o: o.key,
-    )
+@dataclass(frozen=True)
+class BronzeListing:
+    pending: list[ObjectInfo]
+    foreign: list[Quarantined]
+
+
+def list_bronze(store: ObjectStore, done: Iterable[str]) -> BronzeListing:
+    """Objects under the bronze prefix whose key is not in `done` (loaded or quarantined), in key order:
+    archive objects (`.ndjson` or `.ndjson.gz`) to load, and any other key, to quarantine unread."""
+    seen = set(done)
+    pending: list[ObjectInfo] = []
+    foreign: list[Quarantined] = []
+    for info in sorted(store.list(BRONZE_PREFIX), key=lambda o: o.key):
+        if info.key in seen:
+            continue
+        if parse_key(info.key):
+            pending.append(info)
+        else:
+            foreign.append(Quarantined(info.key, "foreign", FOREIGN_REASON))
+    return BronzeListing(pending, foreign)
 
 
 def download_objects(
@@ -102,11 +148,14 @@ def read_objects(
 
     DuckDB names the file it cannot read; that file's path under `root` is the object's key, so a
     malformed object fails with a `BronzeObjectError` naming its key instead of a temporary path.
+    Only errors about the content are: any other (a full disk, say) is no fault of the object's.
     """
     try:
         return con.execute(statement, [len(str(root)) + 2, loaded_at, [str(p) for p in paths]])
     except duckdb.Error as exc:
         message = str(exc).strip()
+        if not _about_content(exc, message):
+            raise
         # The longest match: `x.ndjson` is also a prefix of `x.ndjson.gz`.
         failed = max((p for p in paths if str(p) in message), key=lambda p: len(str(p)), default=None)
         if failed is None:
@@ -114,9 +163,15 @@ def read_objects(
         key = failed.relative_to(root).as_posix()
         # The first line is the reason; DuckDB's hints after it are about read_json's options, not the data.
         reason = message.replace(f"{root}/", "").splitlines()[0]
-        raise BronzeObjectError(
-            f"bronze object {key} cannot be loaded (expected NDJSON ticks): {reason}"
-        ) from None
+        raise BronzeObjectError(key, reason) from None
+
+
+def _about_content(exc: duckdb.Error, message: str) -> bool:
+    """Whether DuckDB refused the data itself: malformed JSON, a line that is not an object, a value
+    that does not cast, a broken gzip stream (an IO error, but one about the bytes, not the disk)."""
+    if isinstance(exc, duckdb.InvalidInputException | duckdb.ConversionException):
+        return True
+    return isinstance(exc, duckdb.IOException) and "GZIP" in message.upper()
 
 
 def select_raw_ticks_sql() -> str:
@@ -140,19 +195,49 @@ def select_raw_ticks_sql() -> str:
 
 
 def load_in_chunks(
-    pending: Sequence[ObjectInfo],
+    listing: BronzeListing,
     chunk_objects: int,
     load_chunk: Callable[[Sequence[ObjectInfo]], int],
+    quarantine: Callable[[Sequence[Quarantined]], None],
     started: float,
 ) -> LoadResult:
-    """Load `pending` objects `chunk_objects` at a time (each chunk one transaction) and report it."""
-    rows = 0
+    """Load the listed objects `chunk_objects` at a time (each chunk one transaction) and report it.
+
+    Foreign keys are quarantined first. A chunk that fails on a malformed object is rolled back, the
+    object quarantined, and the chunk loaded again without it: one more attempt per bad object, which
+    is rare, instead of a check of every object before every load, which is not.
+    """
+    quarantined = list(listing.foreign)
+    if quarantined:
+        _quarantine(quarantine, quarantined)
+    rows = objects = 0
+    pending = listing.pending
     for start in range(0, len(pending), chunk_objects):
-        rows += load_chunk(pending[start : start + chunk_objects])
-    result = LoadResult(len(pending), rows, time.perf_counter() - started)
-    if pending:
+        chunk = list(pending[start : start + chunk_objects])
+        while chunk:
+            try:
+                rows += load_chunk(chunk)
+            except BronzeObjectError as exc:
+                bad = Quarantined(exc.key, "malformed", exc.reason)
+                _quarantine(quarantine, [bad])
+                quarantined.append(bad)
+                chunk = [info for info in chunk if info.key != exc.key]
+            else:
+                objects += len(chunk)
+                break
+    result = LoadResult(objects, rows, time.perf_counter() - started, tuple(quarantined))
+    if objects:
         log.info(
             "bronze loaded",
             extra={"objects": result.objects, "rows": result.rows, "seconds": round(result.seconds, 3)},
         )
     return result
+
+
+def _quarantine(quarantine: Callable[[Sequence[Quarantined]], None], items: Sequence[Quarantined]) -> None:
+    quarantine(items)
+    for item in items:
+        log.warning(
+            "bronze object quarantined",
+            extra={"key": item.key, "kind": item.kind, "reason": item.reason},
+        )

@@ -3,7 +3,8 @@
 The manifest row of an object is inserted in the same transaction as its rows, so a crash
 mid-load leaves neither, and a re-run loads exactly what is missing. Per chunk, the objects are
 downloaded in parallel and read by `read_json` as they arrive, several per statement, inside the
-chunk's transaction: fetching overlaps loading, and there are no row-by-row inserts.
+chunk's transaction: fetching overlaps loading, and there are no row-by-row inserts. A malformed or
+foreign object is recorded in `_quarantine` instead (see `bronze_objects`), in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import duckdb
 from marketpulse.runtime.faults import failpoint
 from marketpulse.storage import ObjectInfo, ObjectStore
 from marketpulse.transform.bronze_objects import (
+    MANIFEST,
+    QUARANTINE,
+    BronzeListing,
     LoadResult,
+    Quarantined,
     downloaded_in_groups,
+    list_bronze,
     load_in_chunks,
-    pending_objects,
     read_objects,
     select_raw_ticks_sql,
 )
@@ -55,19 +60,40 @@ class DuckDBBronzeLoader:
         self.con.execute(f"create schema if not exists {self.schema}")
         self.con.execute(create_table_sql(self.schema, DUCKDB_TYPES))
         self.con.execute(f"""
-            create table if not exists {self.schema}._load_manifest (
+            create table if not exists {self.schema}.{MANIFEST} (
                 object_key varchar primary key, row_count bigint, loaded_at timestamptz
             )""")
+        self.con.execute(f"""
+            create table if not exists {self.schema}.{QUARANTINE} (
+                object_key varchar primary key, kind varchar, reason varchar, quarantined_at timestamptz
+            )""")
+
+    def listing(self) -> BronzeListing:
+        done = self.con.execute(f"""
+            select object_key from {self.schema}.{MANIFEST}
+            union all select object_key from {self.schema}.{QUARANTINE}""").fetchall()
+        return list_bronze(self.store, (row[0] for row in done))
 
     def pending(self) -> list[ObjectInfo]:
-        manifest = f"select object_key from {self.schema}._load_manifest"
-        return pending_objects(self.store, (row[0] for row in self.con.execute(manifest).fetchall()))
+        return self.listing().pending
 
     def load_new(self) -> LoadResult:
         started = time.perf_counter()
         self.ensure_tables()
         with self._unordered_inserts():
-            return load_in_chunks(self.pending(), self.chunk_objects, self._load_chunk, started)
+            return load_in_chunks(
+                self.listing(), self.chunk_objects, self._load_chunk, self._quarantine, started
+            )
+
+    def _quarantine(self, items: Sequence[Quarantined]) -> None:
+        self.con.execute(
+            f"""
+            insert into {self.schema}.{QUARANTINE}
+            select unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), now()
+            on conflict do nothing
+            """,
+            [[i.key for i in items], [i.kind for i in items], [i.reason for i in items]],
+        )
 
     @contextmanager
     def _unordered_inserts(self) -> Iterator[None]:
@@ -118,7 +144,7 @@ class DuckDBBronzeLoader:
         """
         self.con.execute(
             f"""
-            insert into {self.schema}._load_manifest
+            insert into {self.schema}.{MANIFEST}
             select k.key, coalesce(c.rows, 0), now()
             from unnest(?::varchar[]) as k(key)
             left join (

@@ -39,6 +39,11 @@ STAGE_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 ROWS_LOADED = Counter("marketpulse_transform_rows_loaded_total", "Bronze rows loaded into the warehouse.")
+QUARANTINED = Counter(
+    "marketpulse_transform_quarantined_objects_total",
+    "Bronze objects quarantined, not loaded: malformed (not NDJSON ticks) or foreign (not an archive key).",
+    ["kind"],
+)
 LAST_SUCCESS = Gauge("marketpulse_transform_last_success_timestamp_seconds", "When the last cycle succeeded.")
 
 
@@ -91,6 +96,8 @@ def run_cycle(
     load = warehouse.load(store)
     seconds["load"] = time.perf_counter() - started
     ROWS_LOADED.inc(load.rows)
+    for item in load.quarantined:
+        QUARANTINED.labels(item.kind).inc()
 
     failpoint("transform.before-dbt")
     dbt_vars = {

@@ -6,6 +6,7 @@ PUT it to an internal stage under a path of its own, then BEGIN, COPY INTO the b
 the chunk's manifest rows, COMMIT. A crash before COMMIT leaves neither rows nor manifest rows, and
 the next run loads the chunk again under a new stage path (so Snowflake's load history never skips
 it). No row-by-row inserts: one PUT and one COPY per chunk, one multi-row insert for the manifest.
+A malformed or foreign object is recorded in `_quarantine` instead (see `bronze_objects`).
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ import duckdb
 from marketpulse.runtime.faults import failpoint
 from marketpulse.storage import ObjectInfo, ObjectStore
 from marketpulse.transform.bronze_objects import (
+    MANIFEST,
+    QUARANTINE,
+    BronzeListing,
     LoadResult,
+    Quarantined,
     download_objects,
+    list_bronze,
     load_in_chunks,
-    pending_objects,
     read_objects,
     select_raw_ticks_sql,
 )
 from marketpulse.warehouse.bronze import SNOWFLAKE_TYPES, create_table_sql
 
 STAGE = "_marketpulse_load"
-MANIFEST = "_load_manifest"
 
 
 class SnowflakeLoadError(RuntimeError):
@@ -78,16 +82,38 @@ class SnowflakeBronzeLoader:
             create table if not exists {self.schema}.{MANIFEST} (
                 object_key varchar, row_count bigint, loaded_at timestamp_tz
             )""")
+        self._execute(f"""
+            create table if not exists {self.schema}.{QUARANTINE} (
+                object_key varchar, kind varchar, reason varchar, quarantined_at timestamp_tz
+            )""")
         self._execute(f"create stage if not exists {self.schema}.{STAGE}")
 
+    def listing(self) -> BronzeListing:
+        done = self._execute(
+            f"select object_key from {self.schema}.{MANIFEST} "
+            f"union all select object_key from {self.schema}.{QUARANTINE}"
+        )
+        return list_bronze(self.store, (row[0] for row in done))
+
     def pending(self) -> list[ObjectInfo]:
-        loaded = self._execute(f"select object_key from {self.schema}.{MANIFEST}")
-        return pending_objects(self.store, (row[0] for row in loaded))
+        return self.listing().pending
 
     def load_new(self) -> LoadResult:
         started = time.perf_counter()
         self.ensure_tables()
-        return load_in_chunks(self.pending(), self.chunk_objects, self._load_chunk, started)
+        return load_in_chunks(self.listing(), self.chunk_objects, self._load_chunk, self._quarantine, started)
+
+    def _quarantine(self, items: Sequence[Quarantined]) -> None:
+        # Autocommitted, one statement per object: quarantine is rare. Snowflake enforces no key, so
+        # the insert itself keeps one row per key.
+        at = dt.datetime.now(dt.UTC)
+        for item in items:
+            self._execute(
+                f"insert into {self.schema}.{QUARANTINE} (object_key, kind, reason, quarantined_at) "
+                f"select %s, %s, %s, %s where not exists "
+                f"(select 1 from {self.schema}.{QUARANTINE} where object_key = %s)",
+                [item.key, item.kind, item.reason, at, item.key],
+            )
 
     def _load_chunk(self, objects: Sequence[ObjectInfo]) -> int:
         loaded_at = dt.datetime.now(dt.UTC)

@@ -15,6 +15,7 @@ DEAD_LETTER_WINDOW = "15m"
 DEAD_LETTERS_UNARCHIVED_FOR = "15m"
 TRANSFORM_WINDOW = "1h"
 TRANSFORM_WINDOW_SECONDS = 3600
+QUARANTINE_WINDOW = "1h"
 
 
 def build_metrics_service(ctx: BuildContext) -> dict[str, Any]:
@@ -63,6 +64,7 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     failures = f'marketpulse_transform_runs_total{{{pods},result="failure"}}'
     refused = [f"marketpulse_{stage}_dead_letters_total{{{pods}}}" for stage in ("ingest", "archive")]
     unarchived = f"marketpulse_archive_dead_letter_lag_records{{{pods}}}"
+    quarantined = f"marketpulse_transform_quarantined_objects_total{{{pods}}}"
     # kube-state-metrics' series of the CronJob's Jobs (named <cronjob>-<scheduled minute>).
     jobs = f'namespace="{names.namespace}",job_name=~"{names.workload("transform")}-[0-9]+"'
     labels = {"severity": "warning", "pipeline": names.name}
@@ -133,6 +135,22 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
             "annotations": {
                 "summary": f"Transform of {names.namespace}/{names.name} failed",
                 "description": "A load + dbt build run failed within the last hour; gold may be stale.",
+            },
+        },
+        {
+            "alert": "MarketPulseBronzeQuarantined",
+            # An object is quarantined once, so its counter rises once: the alert holds for the window,
+            # then clears. The object's ticks are missing from silver until someone looks.
+            "expr": counted_recently(quarantined, QUARANTINE_WINDOW),
+            "labels": labels,
+            "annotations": {
+                "summary": f"Transform of {names.namespace}/{names.name} quarantined a bronze object",
+                "description": (
+                    "A bronze object that is not NDJSON ticks, or not an archive key, was set aside "
+                    "within the last hour and its ticks are not in silver; the transform's log "
+                    "(bronze object quarantined) and the warehouse's bronze._quarantine table name it "
+                    "and say why."
+                ),
             },
         },
     ]
