@@ -27,6 +27,7 @@ from marketpulse.sources.synthetic import SyntheticSource
 from marketpulse.storage import ObjectInfo, S3ObjectStore, StorageUnavailableError
 from marketpulse.storage.s3 import minio_client
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+from marketpulse.transform.lease import FileLease
 from marketpulse.transform.main import next_cycle_delay
 from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.localenv.s3 import S3Server
@@ -302,6 +303,7 @@ def test_a_load_killed_mid_transaction_leaves_nothing_and_the_rerun_loads_everyt
         from marketpulse.storage import S3ObjectStore
         from marketpulse.storage.s3 import minio_client
         from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+from marketpulse.transform.lease import FileLease
         client = minio_client({s3_server.endpoint!r}, {s3_server.access_key!r}, {s3_server.secret_key!r})
         DuckDBBronzeLoader(duckdb.connect({str(database)!r}), S3ObjectStore(client, {name!r})).load_new()
     """)
@@ -488,3 +490,133 @@ def test_the_transform_quarantines_a_malformed_object_once_counts_it_and_gold_ke
     assert per_symbol == dict(collections.Counter(t.symbol for t in ticks))
     published = orjson.loads(client.get_object(name, "gold/_manifest.json").read())
     assert published["rows"]["ohlc_1m"] > 0
+
+
+def transform_env(s3_server: S3Server, bucket: str, database: Path, workdir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **s3_server.settings(),
+        "MARKETPULSE_BUCKET": bucket,
+        "MARKETPULSE_DUCKDB_PATH": str(database),
+        "MARKETPULSE_TRANSFORM_INTERVAL_SECONDS": "0.2",
+        "MARKETPULSE_TRANSFORM_BUILD_INTERVAL_SECONDS": "3600",
+        "MARKETPULSE_METRICS_PORT": "0",
+        "DBT_TARGET_PATH": str(workdir / "dbt-target"),
+        "DBT_LOG_PATH": str(workdir / "dbt-logs"),
+    }
+
+
+def log_lines(log: Path, message: str) -> list[dict[str, object]]:
+    text = log.read_text() if log.exists() else ""
+    return [orjson.loads(line) for line in text.splitlines() if f'"{message}"' in line]
+
+
+def test_two_transforms_on_one_duckdb_file_load_every_object_exactly_once_and_take_turns(
+    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server, tmp_path: Path
+) -> None:
+    client, name, _ = bucket
+    ticks = synthetic(4000)
+    database = tmp_path / "warehouse.duckdb"
+    logs = [tmp_path / "transform-a.log", tmp_path / "transform-b.log"]
+    env = {**transform_env(s3_server, name, database, tmp_path), "MARKETPULSE_TRANSFORM_MODE": "continuous"}
+    transforms = []
+    for index, log in enumerate(logs):
+        with log.open("wb") as sink:
+            workdir = tmp_path / f"dbt-{index}"  # each its own dbt target folder, as two pods have
+            transforms.append(
+                subprocess.Popen(
+                    [str(Path(sys.executable).parent / "marketpulse"), "transform"],
+                    env={**env, "DBT_TARGET_PATH": str(workdir / "target"), "DBT_LOG_PATH": str(workdir)},
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+
+    def loaded_rows() -> int:
+        return sum(int(str(c["rows"])) for log in logs for c in log_lines(log, "transform cycle done"))
+
+    def wait_for(predicate: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not predicate():
+            for transform, log in zip(transforms, logs, strict=True):
+                assert transform.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert predicate(), f"{what}: {[log.read_text()[-2000:] for log in logs]}"
+
+    try:
+        # Objects keep arriving while both run, so both are at work when there is work.
+        for batch in range(4):
+            write_objects(
+                client, name, ticks[batch * 1000 : (batch + 1) * 1000], 250, first_offset=batch * 1000
+            )
+            wait_for(lambda batch=batch: loaded_rows() >= (batch + 1) * 1000, f"batch {batch} loaded")
+        wait_for(
+            lambda: any(log_lines(log, "another transform holds the lease; cycle skipped") for log in logs),
+            "one transform skipping a cycle the other holds",
+        )
+    finally:
+        for transform in transforms:
+            transform.send_signal(signal.SIGTERM)
+        codes = [transform.wait(timeout=120) for transform in transforms]
+    assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
+
+    assert loaded_rows() == 4000
+    for log in logs:
+        assert not log_lines(log, "transform cycle failed"), log.read_text()[-3000:]
+    skipped = [
+        line for log in logs for line in log_lines(log, "another transform holds the lease; cycle skipped")
+    ]
+    assert all("/" in str(line["holder"]) for line in skipped), "the line names who holds the lease"
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute(
+            "select count(*), count(distinct object_key) from bronze._load_manifest"
+        ).fetchone() == (
+            16,
+            16,
+        )
+        assert con.execute(
+            "select count(*), count(distinct (producer_id, seq)) from bronze.raw_ticks"
+        ).fetchone() == (4000, 4000)
+        assert con.execute(
+            "select count(*), count(distinct (producer_id, seq)) from silver.fct_ticks"
+        ).fetchone() == (4000, 4000)
+
+
+def test_a_cron_run_while_another_transform_holds_the_lease_skips_cleanly_and_loads_nothing(
+    bucket: tuple[Minio, str, S3ObjectStore], s3_server: S3Server, tmp_path: Path
+) -> None:
+    client, name, _ = bucket
+    write_objects(client, name, synthetic(500), per_object=250)
+    database = tmp_path / "warehouse.duckdb"
+    env = {**transform_env(s3_server, name, database, tmp_path), "MARKETPULSE_TRANSFORM_MODE": "cron"}
+    other = FileLease(database.with_name("warehouse.duckdb.lease"), "transform-0/4242/cafe")
+
+    with other.hold() as held:
+        assert held.held
+        skipped = subprocess.run(
+            [str(Path(sys.executable).parent / "marketpulse"), "transform"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "marketpulse"), "transform"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    assert "Traceback" not in skipped.stderr
+    [line] = [
+        orjson.loads(x) for x in skipped.stderr.splitlines() if "another transform holds the lease" in x
+    ]
+    assert line["holder"] == "transform-0/4242/cafe"
+    assert "transform cycle done" not in skipped.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("select count(*) from bronze.raw_ticks").fetchone() == (500,)

@@ -9,6 +9,10 @@ every `transform_build_interval_seconds` runs every model, publishes gold, then 
 The warehouse (`transform.warehouses`) is chosen once, at start: DuckDB (a file this process alone
 writes; gold is published as Parquet for the dashboard) or Snowflake (PUT + COPY INTO; the dashboard
 queries the gold schema directly).
+
+A cycle runs only while this process holds the warehouse's one-writer lease (`transform.lease`); when
+another transform of the pipeline holds it, the cycle is skipped with a warning and counted, and in
+cron mode the run exits 0: the other one is doing the work.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from marketpulse.runtime.faults import failpoint
 from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import ObjectStore
+from marketpulse.transform.lease import LeaseHeldError
 from marketpulse.transform.warehouses import TransformWarehouse, warehouse_for
 from marketpulse.warehouse.dbt_project import run_dbt
 
@@ -43,6 +48,10 @@ QUARANTINED = Counter(
     "marketpulse_transform_quarantined_objects_total",
     "Bronze objects quarantined, not loaded: malformed (not NDJSON ticks) or foreign (not an archive key).",
     ["kind"],
+)
+LEASE_BUSY = Counter(
+    "marketpulse_transform_lease_busy_total",
+    "Transform cycles skipped because another transform of the pipeline held the warehouse lease.",
 )
 LAST_SUCCESS = Gauge("marketpulse_transform_last_success_timestamp_seconds", "When the last cycle succeeded.")
 
@@ -159,15 +168,28 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
         )
         try:
             continuous = settings.transform_mode == "continuous"
-            result = run_cycle(
-                settings,
-                warehouse,
-                store,
-                full_build=full_build,
-                skip_if_idle=settled and continuous,
-                # The first build creates the views and gates gold on the tests; later ones need not wait.
-                test_after_publish=continuous and last_build is not None,
+            with warehouse.lease() as lease:
+                if not lease.held:
+                    raise LeaseHeldError(lease.holder)
+                result = run_cycle(
+                    settings,
+                    warehouse,
+                    store,
+                    full_build=full_build,
+                    skip_if_idle=settled and continuous,
+                    # The first build creates the views and gates gold on the tests; later ones need not wait.
+                    test_after_publish=continuous and last_build is not None,
+                )
+        except LeaseHeldError as busy:
+            LEASE_BUSY.inc()
+            # The other transform may stop mid-dbt: the next cycle this one runs does not skip dbt.
+            settled = False
+            log.warning(
+                "another transform holds the lease; cycle skipped",
+                extra={"holder": busy.holder, "detail": str(busy)},
             )
+            if settings.transform_mode == "cron":
+                return 0
         except Exception as exc:  # a failed cycle is reported; continuous mode tries again next interval
             RUNS.labels("failure").inc()
             last_ok[0] = False

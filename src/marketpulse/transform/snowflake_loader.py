@@ -7,6 +7,10 @@ the chunk's manifest rows, COMMIT. A crash before COMMIT leaves neither rows nor
 the next run loads the chunk again under a new stage path (so Snowflake's load history never skips
 it). No row-by-row inserts: one PUT and one COPY per chunk, one multi-row insert for the manifest.
 A malformed or foreign object is recorded in `_quarantine` instead (see `bronze_objects`).
+
+With a `lease` (`transform.lease`), each load transaction first renews it, which also waits for any
+other transform's load transaction to end, and then checks that no object of its chunk is in the
+manifest by now: two transforms never load one object twice, even when one's lease ran out.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from marketpulse.transform.bronze_objects import (
     read_objects,
     select_raw_ticks_sql,
 )
+from marketpulse.transform.lease import LeaseHeldError, SnowflakeLease
 from marketpulse.warehouse.bronze import SNOWFLAKE_TYPES, create_table_sql
 
 STAGE = "_marketpulse_load"
@@ -59,12 +64,14 @@ class SnowflakeBronzeLoader:
         schema: str = "bronze",
         chunk_objects: int = 400,
         download_threads: int = 8,
+        lease: SnowflakeLease | None = None,
     ) -> None:
         self.con = connection
         self.store = store
         self.schema = schema
         self.chunk_objects = chunk_objects
         self.download_threads = download_threads
+        self.lease = lease
 
     def _execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.con.cursor() as cursor:
@@ -128,6 +135,7 @@ class SnowflakeBronzeLoader:
         expected = sum(counts.values())
         self._execute("begin")
         try:
+            self._fence(list(counts))
             copied = self._execute(
                 f"copy into {self.schema}.raw_ticks from @{path} "
                 "file_format = (type = parquet) match_by_column_name = case_insensitive purge = true"
@@ -155,6 +163,19 @@ class SnowflakeBronzeLoader:
                 self._execute("rollback")
             raise
         return expected
+
+    def _fence(self, keys: Sequence[str]) -> None:
+        """Inside the load transaction: renew the lease, then refuse a chunk another transform loaded."""
+        if self.lease is not None:
+            self.lease.renew(lambda sql, params: self._execute(sql, list(params) or None))
+        placeholders = ", ".join(["%s"] * len(keys))
+        taken = self._execute(
+            f"select object_key from {self.schema}.{MANIFEST} where object_key in ({placeholders})", keys
+        )
+        if taken:
+            raise LeaseHeldError(
+                "", f": {len(taken)} objects of this chunk were loaded by another transform meanwhile"
+            )
 
 
 def _to_parquet(root: Path, paths: Sequence[Path], loaded_at: dt.datetime, target: Path) -> dict[str, int]:

@@ -2,12 +2,13 @@
 
 DuckDB is a file this process alone writes; the dashboard cannot open it, so gold is published to the
 bucket as Parquet. Snowflake is loaded with PUT + COPY INTO and the dashboard queries its gold schema,
-so nothing is published.
+so nothing is published. Each holds the pipeline's one-writer lease in its own way (`transform.lease`).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import duckdb
 
@@ -16,6 +17,13 @@ from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.storage import ObjectStore
 from marketpulse.transform.bronze_objects import LoadResult
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+from marketpulse.transform.lease import (
+    LOCK_TIMEOUT_SECONDS,
+    FileLease,
+    LeaseState,
+    SnowflakeLease,
+    process_holder,
+)
 from marketpulse.transform.publish import publish_gold
 
 
@@ -23,6 +31,9 @@ class TransformWarehouse(Protocol):
     @property
     def target(self) -> Warehouse:
         """dbt's target for this warehouse (dbt/profiles.yml)."""
+
+    def lease(self) -> AbstractContextManager[LeaseState]:
+        """The pipeline's one-writer lease for a cycle: held, or who holds it instead."""
 
     def load(self, store: ObjectStore) -> LoadResult:
         """Load every bronze object not loaded yet."""
@@ -37,9 +48,13 @@ class TransformWarehouse(Protocol):
 class DuckDBWarehouse:
     target: Warehouse = "duckdb"
 
-    def __init__(self, settings: TransformSettings) -> None:
+    def __init__(self, settings: TransformSettings, holder: str | None = None) -> None:
         self.settings = settings
         self.path = settings.duckdb_path.resolve()
+        self._lease = FileLease(self.path.with_name(self.path.name + ".lease"), holder or process_holder())
+
+    def lease(self) -> AbstractContextManager[LeaseState]:
+        return self._lease.hold()
 
     def load(self, store: ObjectStore) -> LoadResult:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,23 +75,34 @@ class DuckDBWarehouse:
 class SnowflakeWarehouse:
     target: Warehouse = "snowflake"
 
-    def __init__(self, settings: TransformSettings) -> None:
+    def __init__(self, settings: TransformSettings, holder: str | None = None) -> None:
         self.settings = settings
+        self._lease = SnowflakeLease(self._connect, settings.bronze_schema, holder or process_holder())
 
-    def load(self, store: ObjectStore) -> LoadResult:
+    def lease(self) -> AbstractContextManager[LeaseState]:
+        return self._lease.hold()
+
+    def _connect(self) -> Any:
         import snowflake.connector
 
-        from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
-
         try:
-            connection = snowflake.connector.connect(**self.settings.snowflake_connect_kwargs())
+            return snowflake.connector.connect(
+                **self.settings.snowflake_connect_kwargs(),
+                # A transform waiting on another's lock gives up in bounded time (default: 12 hours).
+                session_parameters={"LOCK_TIMEOUT": LOCK_TIMEOUT_SECONDS},
+            )
         except snowflake.connector.errors.Error as exc:
             # The connector's message names neither the account nor the endpoint it tried.
             raise ConnectionError(
                 f"cannot log in to Snowflake ({self.settings.snowflake_target()}): {exc}"
             ) from None
-        with connection as con:
-            return SnowflakeBronzeLoader(con, store, schema=self.settings.bronze_schema).load_new()
+
+    def load(self, store: ObjectStore) -> LoadResult:
+        from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
+
+        with self._connect() as con:
+            loader = SnowflakeBronzeLoader(con, store, schema=self.settings.bronze_schema, lease=self._lease)
+            return loader.load_new()
 
     def dbt_env(self) -> dict[str, str]:
         return self.settings.snowflake_env()
