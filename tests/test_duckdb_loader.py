@@ -303,7 +303,6 @@ def test_a_load_killed_mid_transaction_leaves_nothing_and_the_rerun_loads_everyt
         from marketpulse.storage import S3ObjectStore
         from marketpulse.storage.s3 import minio_client
         from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
-from marketpulse.transform.lease import FileLease
         client = minio_client({s3_server.endpoint!r}, {s3_server.access_key!r}, {s3_server.secret_key!r})
         DuckDBBronzeLoader(duckdb.connect({str(database)!r}), S3ObjectStore(client, {name!r})).load_new()
     """)

@@ -16,7 +16,7 @@ import pytest
 from snowflake_bronze import MARKETPULSE, Bucket, Warehouse, loaded_ticks, synthetic, write_objects
 
 from marketpulse.storage import ObjectInfo, S3ObjectStore
-from marketpulse.transform.lease import LeaseHeldError, SnowflakeLease
+from marketpulse.transform.lease import LeaseHeldError, SnowflakeLease, executor
 from marketpulse.transform.snowflake_loader import SnowflakeBronzeLoader
 from marketpulse_dev.localenv.s3 import S3Server
 
@@ -106,8 +106,10 @@ def test_a_transform_whose_lease_ran_out_mid_cycle_loads_nothing_and_the_new_hol
     stalled = HeldStore(bucket.store)
     slow = SnowflakeLease(warehouse.connect, "bronze", "transform-a/1/aaaa", seconds=1)
     other = SnowflakeLease(warehouse.connect, "bronze", "transform-b/2/bbbb")
-    with slow.hold() as held, warehouse.connect() as slow_con:
-        assert held.held
+    with warehouse.connect() as slow_con:
+        # Taken without `hold`'s heartbeat: a holder whose process froze renews nothing.
+        slow.ensure_table(executor(slow_con))
+        assert slow.take(executor(slow_con))
         thread, errors = load_in_thread(
             SnowflakeBronzeLoader(slow_con, stalled, lease=slow).load_new  # type: ignore[arg-type]
         )

@@ -14,31 +14,35 @@ Snowflake: a one-row table, `<bronze schema>._transform_lease` (holder, expires_
 UPDATE that succeeds only when the lease is free, expired or already this process's; every load
 transaction renews it as its first statement, which on Snowflake also locks the table until COMMIT,
 and then checks the manifest again for its chunk, so even a holder whose lease ran out while it
-stalled cannot load an object another transform loaded. A lease expires `LEASE_SECONDS` after it was
-last taken or renewed, so a transform killed mid-cycle holds the others up at most that long;
-a cycle that ends releases it at once.
+stalled cannot load an object another transform loaded. While a cycle runs (dbt included), a thread
+renews the lease every quarter of `LEASE_SECONDS`; a transform killed mid-cycle stops renewing, and
+its lease holds the others up no longer than that. A cycle that ends releases it at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Longer than any cycle should take (a full dbt build included), short enough to outlive a crash.
-LEASE_SECONDS = 900
+# How long a Snowflake lease outlives its holder's last renewal: what a crashed holder costs the others.
+LEASE_SECONDS = 60
 # How long a Snowflake statement waits for a table lock (here: the lease's, held by another
 # transform's load transaction) before giving up; Snowflake's default is 12 hours.
 LOCK_TIMEOUT_SECONDS = 120
 LEASE_TABLE = "_transform_lease"
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,10 +106,40 @@ class SnowflakeLease:
     @contextlib.contextmanager
     def hold(self) -> Iterator[LeaseState]:
         with self.connect() as con:
-            execute = _executor(con)
+            execute = executor(con)
             self.ensure_table(execute)
+            if not self.take(execute):
+                rows = execute(f"select holder from {self.table}", [])
+                yield LeaseState(False, str(rows[0][0]) if rows else "")
+                return
+            stop = threading.Event()
+            # The heartbeat has the lease's connection to itself until it stops.
+            heartbeat = threading.Thread(target=self._heartbeat, args=(execute, stop), daemon=True)
+            heartbeat.start()
             try:
-                taken = _count(
+                yield LeaseState(True, self.holder)
+            finally:
+                stop.set()
+                heartbeat.join()
+                # Best effort: a lease not released expires on its own.
+                with contextlib.suppress(Exception):
+                    execute(
+                        f"update {self.table} set expires_at = current_timestamp() where holder = %s",
+                        [self.holder],
+                    )
+
+    def _heartbeat(self, execute: Execute, stop: threading.Event) -> None:
+        while not stop.wait(self.seconds / 4):
+            try:
+                self.renew(execute)
+            except Exception as exc:  # the next load transaction's renewal is the one that decides
+                log.warning("transform lease not renewed", extra={"error": str(exc)})
+
+    def take(self, execute: Execute) -> bool:
+        """Take the lease if it is free, expired or this holder's already (no heartbeat: see `hold`)."""
+        try:
+            return bool(
+                _count(
                     execute(
                         f"update {self.table} set holder = %s, "
                         "expires_at = dateadd(second, %s, current_timestamp()) "
@@ -113,23 +147,11 @@ class SnowflakeLease:
                         [self.holder, self.seconds, self.holder],
                     )
                 )
-            except Exception as exc:
-                if not is_contention(exc):
-                    raise
-                taken = 0  # the holder's load transaction has the row: it is held
-            if not taken:
-                rows = execute(f"select holder from {self.table}", [])
-                yield LeaseState(False, str(rows[0][0]) if rows else "")
-                return
-            try:
-                yield LeaseState(True, self.holder)
-            finally:
-                # Best effort: a lease not released expires on its own.
-                with contextlib.suppress(Exception):
-                    execute(
-                        f"update {self.table} set expires_at = current_timestamp() where holder = %s",
-                        [self.holder],
-                    )
+            )
+        except Exception as exc:
+            if not is_contention(exc):
+                raise
+            return False  # the holder's load transaction has the row: it is held
 
     def ensure_table(self, execute: Execute) -> None:
         # Created with its one row in one statement: two transforms starting at once cannot each
@@ -175,7 +197,9 @@ def _count(rows: list[tuple[Any, ...]]) -> int:
     return int(rows[0][0]) if rows and rows[0] else 0
 
 
-def _executor(con: Any) -> Execute:
+def executor(con: Any) -> Execute:
+    """`execute(sql, params)` on a connection of `snowflake.connector`: the rows, if any."""
+
     def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with con.cursor() as cursor:
             cursor.execute(sql, list(params) or None)

@@ -63,6 +63,7 @@ class CycleResult:
     gold_rows: dict[str, int]
     seconds: dict[str, float]
     dbt_command: str = "build"
+    quarantined: int = 0
 
 
 def dbt_command(full_build: bool) -> list[str]:
@@ -140,7 +141,7 @@ def run_cycle(
             seconds["dbt_test"] = time.perf_counter() - started
     for stage, value in seconds.items():
         STAGE_SECONDS.labels(stage).observe(value)
-    return CycleResult(load.objects, load.rows, gold_rows, seconds, command)
+    return CycleResult(load.objects, load.rows, gold_rows, seconds, command, len(load.quarantined))
 
 
 def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shutdown) -> int:
@@ -209,6 +210,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
                 extra={
                     "objects": result.objects,
                     "rows": result.rows,
+                    "quarantined": result.quarantined,
                     "gold_rows": result.gold_rows,
                     "dbt": result.dbt_command,
                     "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
