@@ -3,6 +3,7 @@ bronze in the real S3 server, and its settings refused or accepted as the render
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import time
@@ -22,8 +23,6 @@ from marketpulse_dev.local.secrets import secret_env_name
 from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.localenv.s3 import S3Server
-
-pytestmark = [pytest.mark.s3, pytest.mark.snowflake]
 
 pytestmark = [pytest.mark.s3, pytest.mark.snowflake]
 
@@ -106,6 +105,41 @@ def test_the_transform_command_builds_gold_in_snowflake_equal_to_a_recomputation
     assert again.returncode == 0, again.stderr[-5000:]
     assert warehouse.query("select count(*) from bronze.raw_ticks") == [(6000,)]
     assert warehouse.query("select count(*) from silver.fct_ticks") == [(6000,)]
+
+
+def test_a_malformed_object_between_good_ones_is_quarantined_once_and_gold_in_snowflake_keeps_moving(
+    bucket: Bucket, warehouse: Warehouse, s3_server: S3Server, tmp_path: Path
+) -> None:
+    ticks = synthetic(3000, ticks_per_second=0.05)
+    keys = write_objects(bucket.client, bucket.name, ticks[:2000], per_object=500)
+    bad = keys[1]
+    body = b'{"v":1,"symbol":"AAPL","price":"abc"}\n'
+    bucket.client.put_object(bucket.name, bad, io.BytesIO(body), len(body))
+    good = ticks[:500] + ticks[1000:]
+    env = {**warehouse.env(), **s3_server.settings(), "MARKETPULSE_BUCKET": bucket.name}
+
+    def cycles(run: subprocess.CompletedProcess[str]) -> list[tuple[object, ...]]:
+        assert run.returncode == 0, run.stderr[-5000:]
+        lines = [orjson.loads(x) for x in run.stderr.splitlines() if "transform cycle done" in x]
+        return [(c["objects"], c["rows"], c["quarantined"]) for c in lines]
+
+    first = cycles(run_transform(env, tmp_path))
+    write_objects(bucket.client, bucket.name, ticks[2000:], per_object=500, first=2000)
+    second = run_transform(env, tmp_path)
+
+    assert first == [(3, 1500, 1)]
+    assert cycles(second) == [(2, 1000, 0)], "the quarantined object is neither loaded nor counted again"
+    assert "bronze object quarantined" not in second.stderr
+    assert warehouse.query("select object_key, kind from bronze._quarantine") == [(bad, "malformed")]
+    assert warehouse.query(
+        "select count(*), count(distinct producer_id || ':' || seq) from silver.fct_ticks"
+    ) == [(len(good), len(good))]
+    gold = warehouse.frame(
+        "select symbol, sum(tick_count) as ticks from gold.ohlc_daily group by 1 order by 1"
+    )
+    expected = pd.Series([t.symbol for t in good]).value_counts().sort_index()
+    assert list(gold["symbol"]) == list(expected.index)
+    assert [int(v) for v in gold["ticks"]] == [int(v) for v in expected.values]
 
 
 @pytest.mark.parametrize(
