@@ -221,3 +221,16 @@ def test_two_continuous_transforms_on_one_snowflake_database_load_every_object_e
     assert warehouse.query(
         "select count(*), count(distinct producer_id || ':' || seq) from silver.fct_ticks"
     ) == [(3000, 3000)]
+
+
+def test_a_held_lease_outlives_its_expiry_while_the_cycle_runs_and_is_free_once_it_ends(
+    warehouse: Warehouse,
+) -> None:
+    cycle = SnowflakeLease(warehouse.connect, "bronze", "transform-a/1/aaaa", seconds=2)
+    other = SnowflakeLease(warehouse.connect, "bronze", "transform-b/2/bbbb")
+    with cycle.hold() as held, warehouse.connect() as con:
+        assert held.held
+        time.sleep(5)  # over twice the lease's length: only the heartbeat keeps it
+        assert not other.take(executor(con))
+    with warehouse.connect() as con:
+        assert other.take(executor(con)), "a cycle that ends releases the lease at once"
