@@ -201,6 +201,7 @@ def test_a_malformed_object_is_quarantined_once_and_the_rest_of_its_chunk_and_la
     assert reason in why, why
     assert "marketpulse-load-" not in why, "the temporary download folder leaks into the reason"
     assert "\n" not in why, "DuckDB's hints about read_json options are not the reason"
+    assert len(why) <= 500
     manifest = dict(con.execute("select object_key, row_count from bronze._load_manifest").fetchall())
     assert manifest == dict.fromkeys(good, 200)
     assert con.execute("select count(distinct (producer_id, seq)) from bronze.raw_ticks").fetchone() == (

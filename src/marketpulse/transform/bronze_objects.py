@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "_load_manifest"
 QUARANTINE = "_quarantine"
 QuarantineKind = Literal["malformed", "foreign"]
+REASON_MAX_CHARS = 500
 FOREIGN_REASON = (
     "not an archive object key (expected bronze/ticks/dt=YYYY-MM-DD/partition=N/<first>-<last>.ndjson[.gz])"
 )
@@ -163,6 +164,9 @@ def read_objects(
         key = failed.relative_to(root).as_posix()
         # The first line is the reason; DuckDB's hints after it are about read_json's options, not the data.
         reason = message.replace(f"{root}/", "").splitlines()[0]
+        # Bounded: it is logged and stored, and DuckDB's messages can quote the offending data.
+        if len(reason) > REASON_MAX_CHARS:
+            reason = reason[: REASON_MAX_CHARS - 1] + "…"
         raise BronzeObjectError(key, reason) from None
 
 
