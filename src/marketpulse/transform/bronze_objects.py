@@ -10,7 +10,10 @@ reason, logged and counted once and never fetched again, while the rest of its c
 object keep loading. The object itself stays where it is: bronze is immutable, and a warehouse rebuilt
 from bronze quarantines the same objects again (the record lives with the warehouse whose manifest it
 guards, written by the one writer that holds the lease, so no copy in the bucket can disagree with it).
-Deleting an object's `_quarantine` row makes the next cycle try it again, e.g. after fixing it.
+Each row records the `READER_VERSION` that refused the object: a transform whose reader is newer
+(say, one that reads a later tick schema) tries every object an older reader quarantined once more,
+so an upgrade never leaves readable ticks behind. Deleting an object's row makes the next cycle try
+it again, e.g. after fixing it.
 Rows that parse but break a tick rule (a missing price, say) are not this: silver rejects them one by
 one with a reason. A storage error is not quarantined either: the cycle fails and the next retries.
 """
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "_load_manifest"
 QUARANTINE = "_quarantine"
 QuarantineKind = Literal["malformed", "foreign"]
+# Bump when the loaders learn to read objects they refused before (a new tick schema, a compression).
+READER_VERSION = 1
 REASON_MAX_CHARS = 500
 FOREIGN_REASON = (
     "not an archive object key (expected bronze/ticks/dt=YYYY-MM-DD/partition=N/<first>-<last>.ndjson[.gz])"

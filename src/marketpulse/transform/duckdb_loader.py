@@ -23,6 +23,7 @@ from marketpulse.storage import ObjectInfo, ObjectStore
 from marketpulse.transform.bronze_objects import (
     MANIFEST,
     QUARANTINE,
+    READER_VERSION,
     BronzeListing,
     LoadResult,
     Quarantined,
@@ -65,13 +66,19 @@ class DuckDBBronzeLoader:
             )""")
         self.con.execute(f"""
             create table if not exists {self.schema}.{QUARANTINE} (
-                object_key varchar primary key, kind varchar, reason varchar, quarantined_at timestamptz
+                object_key varchar primary key, kind varchar, reason varchar, quarantined_at timestamptz,
+                reader_version integer
             )""")
 
     def listing(self) -> BronzeListing:
-        done = self.con.execute(f"""
+        # What an older reader quarantined is tried again (see `bronze_objects`).
+        done = self.con.execute(
+            f"""
             select object_key from {self.schema}.{MANIFEST}
-            union all select object_key from {self.schema}.{QUARANTINE}""").fetchall()
+            union all
+            select object_key from {self.schema}.{QUARANTINE} where reader_version >= ?""",
+            [READER_VERSION],
+        ).fetchall()
         return list_bronze(self.store, (row[0] for row in done))
 
     def pending(self) -> list[ObjectInfo]:
@@ -89,10 +96,11 @@ class DuckDBBronzeLoader:
         self.con.execute(
             f"""
             insert into {self.schema}.{QUARANTINE}
-            select unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), now()
-            on conflict do nothing
+            select unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), now(), ?
+            on conflict do update set kind = excluded.kind, reason = excluded.reason,
+                quarantined_at = excluded.quarantined_at, reader_version = excluded.reader_version
             """,
-            [[i.key for i in items], [i.kind for i in items], [i.reason for i in items]],
+            [[i.key for i in items], [i.kind for i in items], [i.reason for i in items], READER_VERSION],
         )
 
     @contextmanager
@@ -123,7 +131,13 @@ class DuckDBBronzeLoader:
                     for paths in groups:
                         rows += self._insert_objects(root, paths, loaded_at)
                 failpoint("transform.mid-load")
-                self._write_manifest([info.key for info in objects], loaded_at)
+                keys = [info.key for info in objects]
+                self._write_manifest(keys, loaded_at)
+                # An object an older reader quarantined is no longer quarantined once it loads.
+                self.con.execute(
+                    f"delete from {self.schema}.{QUARANTINE} where list_contains(?::varchar[], object_key)",
+                    [keys],
+                )
                 self.con.execute("commit")
             except BaseException:
                 self.con.execute("rollback")

@@ -31,6 +31,7 @@ from marketpulse.storage import ObjectInfo, ObjectStore
 from marketpulse.transform.bronze_objects import (
     MANIFEST,
     QUARANTINE,
+    READER_VERSION,
     BronzeListing,
     LoadResult,
     Quarantined,
@@ -91,14 +92,17 @@ class SnowflakeBronzeLoader:
             )""")
         self._execute(f"""
             create table if not exists {self.schema}.{QUARANTINE} (
-                object_key varchar, kind varchar, reason varchar, quarantined_at timestamp_tz
+                object_key varchar, kind varchar, reason varchar, quarantined_at timestamp_tz,
+                reader_version integer
             )""")
         self._execute(f"create stage if not exists {self.schema}.{STAGE}")
 
     def listing(self) -> BronzeListing:
+        # What an older reader quarantined is tried again (see `bronze_objects`).
         done = self._execute(
             f"select object_key from {self.schema}.{MANIFEST} "
-            f"union all select object_key from {self.schema}.{QUARANTINE}"
+            f"union all select object_key from {self.schema}.{QUARANTINE} where reader_version >= %s",
+            [READER_VERSION],
         )
         return list_bronze(self.store, (row[0] for row in done))
 
@@ -111,15 +115,15 @@ class SnowflakeBronzeLoader:
         return load_in_chunks(self.listing(), self.chunk_objects, self._load_chunk, self._quarantine, started)
 
     def _quarantine(self, items: Sequence[Quarantined]) -> None:
-        # Autocommitted, one statement per object: quarantine is rare. Snowflake enforces no key, so
-        # the insert itself keeps one row per key.
+        # Autocommitted, two statements per object: quarantine is rare. Snowflake enforces no key, so
+        # the row an older reader left is replaced, never added to.
         at = dt.datetime.now(dt.UTC)
         for item in items:
+            self._execute(f"delete from {self.schema}.{QUARANTINE} where object_key = %s", [item.key])
             self._execute(
-                f"insert into {self.schema}.{QUARANTINE} (object_key, kind, reason, quarantined_at) "
-                f"select %s, %s, %s, %s where not exists "
-                f"(select 1 from {self.schema}.{QUARANTINE} where object_key = %s)",
-                [item.key, item.kind, item.reason, at, item.key],
+                f"insert into {self.schema}.{QUARANTINE} "
+                "(object_key, kind, reason, quarantined_at, reader_version) values (%s, %s, %s, %s, %s)",
+                [item.key, item.kind, item.reason, at, READER_VERSION],
             )
 
     def _load_chunk(self, objects: Sequence[ObjectInfo]) -> int:
@@ -155,6 +159,11 @@ class SnowflakeBronzeLoader:
                     "values (%s, %s, %s)",
                     [(key, count, loaded_at) for key, count in counts.items()],
                 )
+            # An object an older reader quarantined is no longer quarantined once it loads.
+            placeholders = ", ".join(["%s"] * len(counts))
+            self._execute(
+                f"delete from {self.schema}.{QUARANTINE} where object_key in ({placeholders})", list(counts)
+            )
             self._execute("commit")
         except BaseException:
             # Best effort: with the connection gone the rollback fails too, and the error worth
