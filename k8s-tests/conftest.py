@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chart_harness import Helm, install_crds
 from kubernetes import client, config
 from operator_harness import Cluster, operator_settings
 
@@ -50,3 +51,30 @@ def cluster(
 @pytest.fixture
 def settings(kube: KubeTarget, s3_server: S3Server) -> OperatorSettings:
     return operator_settings(kube, s3_server)
+
+
+@pytest.fixture
+def helm(
+    kube: KubeTarget,
+    helm_binary: Path,
+    kubectl_binary: Path,
+    api_client: client.ApiClient,
+    namespace: str,
+    upstream_crds: Path,
+) -> Iterator[Helm]:
+    install_crds(kube, kubectl_binary, upstream_crds)
+    release = Helm(kube, helm_binary, kubectl_binary, api_client, namespace)
+    yield release
+    # A failed test must not leave cluster-scoped objects behind for the next one.
+    argv = [
+        helm_binary,
+        "uninstall",
+        release.release,
+        "-n",
+        namespace,
+        "--ignore-not-found",
+        "--timeout",
+        "60s",
+        *release.hooks,
+    ]
+    kube.run(argv, check=False)
