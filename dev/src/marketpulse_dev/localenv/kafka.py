@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,8 +105,8 @@ def java_executable() -> str:
 
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+node.id={node_id}
+controller.quorum.voters={quorum_voters}
 listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port},CONTROLLER://127.0.0.1:{controller_port}{proxied_listener}
 advertised.listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port}{proxied_advertised}
 controller.listener.names=CONTROLLER
@@ -122,12 +123,12 @@ super.users={super_users}
 log.dirs={log_dir}
 num.partitions=3
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={internal_replicas}
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor={internal_replicas}
+transaction.state.log.min.isr={internal_min_isr}
+share.coordinator.state.topic.replication.factor={internal_replicas}
+share.coordinator.state.topic.min.isr={internal_min_isr}
 group.initial.rebalance.delay.ms=0
 log.flush.interval.ms=1000
 """
@@ -157,6 +158,13 @@ class KafkaServer:
     # of such a client (bootstrap, coordinator, fetches) then goes through the proxy, so a test can cut
     # one client off the broker while the others keep going.
     proxied: tuple[int, int] | None = None
+    # One node of a KafkaCluster: its id, every voter (`id@host:port,...`), the id of the cluster its
+    # storage is formatted for, and the replication of Kafka's internal topics (offsets above all,
+    # or a dead broker takes the archive's commits with it). The defaults are a cluster of one.
+    node_id: int = 1
+    quorum_voters: str | None = None
+    cluster_id: str | None = None
+    internal_replicas: int = 1
 
     @property
     def bootstrap_servers(self) -> str:
@@ -226,6 +234,10 @@ class KafkaServer:
             SERVER_PROPERTIES.format(
                 host=self.host,
                 port=self.port,
+                node_id=self.node_id,
+                quorum_voters=self.quorum_voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
+                internal_replicas=self.internal_replicas,
+                internal_min_isr=max(1, self.internal_replicas - 1),
                 controller_port=self.controller_port,
                 sasl_port=self.sasl_port,
                 proxied_listener=f",PROXIED://{self.host}:{self.proxied[0]}" if self.proxied else "",
@@ -238,12 +250,7 @@ class KafkaServer:
         if (self.workdir / "data" / "meta.properties").exists():
             return
         step = "format Kafka storage"
-        uuid = subprocess.run(
-            self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=False
-        )
-        if uuid.returncode != 0:
-            raise ComponentError(step, "kafka.tools.StorageTool random-uuid failed", uuid.stderr[-2000:])
-        cluster_id = uuid.stdout.strip().splitlines()[-1]
+        cluster_id = self.cluster_id or self.random_cluster_id()
         # Not run_step: its log records the command line, and this one holds the admin's password.
         formatted = subprocess.run(
             self._java(
@@ -265,13 +272,29 @@ class KafkaServer:
         if formatted.returncode != 0:
             raise ComponentError(step, "kafka.tools.StorageTool format failed", formatted.stderr[-2000:])
 
-    def start(self, timeout: float = 90) -> KafkaServer:
+    def random_cluster_id(self) -> str:
+        uuid = subprocess.run(
+            self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=False
+        )
+        if uuid.returncode != 0:
+            raise ComponentError(
+                "format Kafka storage", "kafka.tools.StorageTool random-uuid failed", uuid.stderr[-2000:]
+            )
+        return uuid.stdout.strip().splitlines()[-1]
+
+    def launch(self) -> KafkaServer:
+        """Start the process without waiting: a node of a cluster answers only once a quorum is up."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.format_storage()
         self.process = ManagedProcess(
             "kafka", self._java("kafka.Kafka", str(self.workdir / "server.properties")), self.log_path
         ).start()
-        console.print(f"starting Kafka {KAFKA_VERSION} on {self.bootstrap_servers}")
+        console.print(f"starting Kafka {KAFKA_VERSION} node {self.node_id} on {self.bootstrap_servers}")
+        return self
+
+    def start(self, timeout: float = 90) -> KafkaServer:
+        self.launch()
+        assert self.process is not None
         wait_for(
             self.ready,
             timeout=timeout,
@@ -296,6 +319,12 @@ class KafkaServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no controlled shutdown, no leadership handed over, no flush."""
+        if self.process is not None and self.process.popen is not None and self.process.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.popen.wait(timeout=30)
 
     def log_tail(self) -> str:
         return tail(self.log_path)
