@@ -46,6 +46,7 @@ async def ensure_direct_topics(runtime: Runtime, pipeline: StockPipeline, ctx: B
         # Brokers down or unreachable: say so and retry; nothing about the spec is wrong.
         return Check.failed("KafkaUnavailable", f"Kafka at {bootstrap}: {short_reason(exc)}")
     parts = ", ".join(f"{name}: {count} partitions" for name, count in outcome.partitions.items())
+    parts += f"; {outcome.durability()}"
     if outcome.larger:
         more = ", ".join(f"{n} has {c}" for n, c in outcome.larger.items())
         return Check.ok("PartitionsKept", f"{parts}; more than requested kept (never shrunk): {more}")

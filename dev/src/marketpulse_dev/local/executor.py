@@ -127,7 +127,8 @@ class LocalRun:
         assert self.s3 is not None
         spec = self.pipeline.spec
         admin = admin_client(self.kafka.bootstrap_servers)
-        ensure_topics(admin, plan_topics(spec, self.names), timeout=30)
+        topics = ensure_topics(admin, plan_topics(spec, self.names), timeout=30)
+        self.printer("kafka", f"topics: {topics.durability()}")
         del admin  # destroys the client now, not when the broker is already stopped (no reconnect noise)
         ensure_bucket(
             self.s3_client(),

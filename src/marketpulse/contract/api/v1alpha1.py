@@ -184,7 +184,19 @@ class KafkaSpec(ApiModel):
         default=3, description="Partitions of the ticks topic; may grow, never shrink."
     )
     replicas: Annotated[Integer, Field(ge=1, le=32)] | None = Field(
-        default=None, description="Replication factor; unset means the brokers' default.replication.factor."
+        default=None,
+        description=(
+            "Replication factor. Unset: with the direct backend 3, or the number of brokers when fewer "
+            "(reported in status); with strimzi the cluster's default.replication.factor."
+        ),
+    )
+    min_insync_replicas: Annotated[Integer, Field(ge=1, le=32)] | None = Field(
+        default=None,
+        description=(
+            "Topic min.insync.replicas: copies an acks=all write must reach before it is acknowledged. "
+            "Unset: replicas - 1 (at least 1), so one broker may fail without refusing writes or "
+            "losing acknowledged ones; with strimzi and replicas unset, the cluster's default."
+        ),
     )
     retention_hours: Annotated[Integer, Field(ge=1, le=87_600)] = Field(
         default=168, description="How long Kafka keeps ticks; the S3 archive is the long-term copy."
@@ -206,6 +218,33 @@ class KafkaSpec(ApiModel):
     )
     def _direct_has_bootstrap_servers(self) -> bool:
         return self.topic_backend != "direct" or self.bootstrap_servers is not None
+
+    @rule(
+        cel="!has(self.minInsyncReplicas) || has(self.replicas)",
+        message=(
+            "kafka.minInsyncReplicas needs kafka.replicas: without it the replication factor depends on "
+            "the brokers, and fewer copies than minInsyncReplicas refuse every write"
+        ),
+        field_path=".replicas",
+        reason="FieldValueRequired",
+    )
+    def _min_insync_has_replicas(self) -> bool:
+        return self.min_insync_replicas is None or self.replicas is not None
+
+    @rule(
+        cel="!has(self.minInsyncReplicas) || !has(self.replicas) || self.minInsyncReplicas <= self.replicas",
+        message=(
+            "kafka.minInsyncReplicas must be at most kafka.replicas: a write cannot reach more in-sync "
+            "copies than the topic has"
+        ),
+        field_path=".minInsyncReplicas",
+    )
+    def _min_insync_within_replicas(self) -> bool:
+        return (
+            self.min_insync_replicas is None
+            or self.replicas is None
+            or self.min_insync_replicas <= self.replicas
+        )
 
     @transition_rule(
         cel="self.partitions >= oldSelf.partitions",
