@@ -27,6 +27,7 @@ from marketpulse_dev.localenv import node_network
 from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.helm import ensure_helm
 from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.localenv.kafka_cluster import KafkaCluster
 from marketpulse_dev.localenv.kube import ControlPlane, ensure_kubectl
 from marketpulse_dev.localenv.node import Node
 from marketpulse_dev.localenv.node import prepare as prepare_node
@@ -38,6 +39,7 @@ T = TypeVar("T")
 
 COMPONENT_FIXTURES = (
     "kafka_server",
+    "kafka_cluster",
     "s3_server",
     "kube",
     "fakesnow_server",
@@ -140,6 +142,15 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServ
     server: KafkaServer = _start(lambda: KafkaServer(tmp_path_factory.mktemp("kafka")).start())
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three KRaft nodes (brokers and voters); per module, as its tests kill and restart nodes and three
+    JVMs are too much to keep for the rest of a session. A test that stops a node starts it again."""
+    cluster: KafkaCluster = _start(lambda: KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")).start())
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,13 @@ from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.process import free_port, wait_for
 
 
+@dataclass(frozen=True)
+class PartitionState:
+    leader: int  # -1 while no replica leads
+    isr: frozenset[int]
+    replicas: frozenset[int]
+
+
 @dataclass
 class KafkaCluster:
     workdir: Path
@@ -93,6 +100,23 @@ class KafkaCluster:
         admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
         return set(admin.list_topics(timeout=3).brokers)
 
+    def partitions(self, topic: str) -> dict[int, PartitionState]:
+        """Leader and in-sync replicas of each partition of `topic`, as the cluster's metadata says."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000, "log_level": 0}
+        )
+        found = admin.list_topics(topic, timeout=5).topics[topic]
+        return {
+            p.id: PartitionState(p.leader, frozenset(p.isrs), frozenset(p.replicas))
+            for p in found.partitions.values()
+        }
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def log_tail(self) -> str:
+        """The last lines of every node's log, for a failed test's report."""
+        return "\n".join(f"--- node {n.node_id}\n{n.log_tail()}" for n in self.nodes)

@@ -45,12 +45,20 @@ class FlowUnderTest:
         workdir: Path,
         *,
         partitions: int = 3,
+        replicas: int = 1,
+        topic_config: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> FlowUnderTest:
+        """`replicas` and `topic_config` (min.insync.replicas, say) apply to the ticks and dead letters."""
         name = f"r{uuid.uuid4().hex[:6]}"
         ticks, dlq = f"test.{name}.ticks", f"test.{name}.ticks.dlq"
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        for future in admin.create_topics([NewTopic(ticks, partitions, 1), NewTopic(dlq, 1, 1)]).values():
+        config = dict(topic_config or {})
+        topics = [
+            NewTopic(ticks, partitions, replicas, config=config),
+            NewTopic(dlq, 1, replicas, config=config),
+        ]
+        for future in admin.create_topics(topics).values():
             future.result(timeout=30)
         client = minio_client(
             s3_settings["S3_ENDPOINT"], s3_settings["S3_ACCESS_KEY"], s3_settings["S3_SECRET_KEY"]
