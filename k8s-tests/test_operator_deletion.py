@@ -87,6 +87,11 @@ def test_direct_topics_exist_on_the_broker_grow_and_are_deleted_with_the_bucket_
 
     assert created == {ticks: 3, f"{ticks}.dlq": 1, f"{namespace}.fx-lab.alerts": 1}
     assert condition(pipeline, "Topics")["status"] == "True"
+    # The one test broker: the replication chosen for unset replicas is stated, and warned about.
+    assert (
+        "1 broker, replication factor 1, min.insync.replicas 1 (below 3"
+        in condition(pipeline, "Topics")["message"]
+    )
     assert transform.spec.strategy.type == "Recreate"
     assert transform.spec.replicas == 1
     assert grown[ticks] == 5
