@@ -227,26 +227,27 @@ class KafkaServer:
             *args,
         ]
 
+    def server_properties(self) -> str:
+        return SERVER_PROPERTIES.format(
+            host=self.host,
+            port=self.port,
+            node_id=self.node_id,
+            quorum_voters=self.quorum_voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
+            internal_replicas=self.internal_replicas,
+            internal_min_isr=max(1, self.internal_replicas - 1),
+            controller_port=self.controller_port,
+            sasl_port=self.sasl_port,
+            proxied_listener=f",PROXIED://{self.host}:{self.proxied[0]}" if self.proxied else "",
+            proxied_advertised=f",PROXIED://{self.host}:{self.proxied[1]}" if self.proxied else "",
+            super_users=f"User:{self.admin_user};User:ANONYMOUS",
+            scram_login="org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            log_dir=self.workdir / "data",
+        )
+
     def format_storage(self) -> None:
         """Format once; a second start on the same workdir keeps its data (like a restarted broker)."""
         props = self.workdir / "server.properties"
-        props.write_text(
-            SERVER_PROPERTIES.format(
-                host=self.host,
-                port=self.port,
-                node_id=self.node_id,
-                quorum_voters=self.quorum_voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
-                internal_replicas=self.internal_replicas,
-                internal_min_isr=max(1, self.internal_replicas - 1),
-                controller_port=self.controller_port,
-                sasl_port=self.sasl_port,
-                proxied_listener=f",PROXIED://{self.host}:{self.proxied[0]}" if self.proxied else "",
-                proxied_advertised=f",PROXIED://{self.host}:{self.proxied[1]}" if self.proxied else "",
-                super_users=f"User:{self.admin_user};User:ANONYMOUS",
-                scram_login="org.apache.kafka.common.security.scram.ScramLoginModule required;",
-                log_dir=self.workdir / "data",
-            )
-        )
+        props.write_text(self.server_properties())
         if (self.workdir / "data" / "meta.properties").exists():
             return
         step = "format Kafka storage"

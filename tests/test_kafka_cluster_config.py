@@ -1,0 +1,39 @@
+"""How the local Kafka nodes are configured, without starting them: a lone broker stays a cluster of one,
+and the nodes of a three-node cluster know every voter and replicate Kafka's own topics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from marketpulse_dev.localenv.kafka import KafkaServer
+from marketpulse_dev.localenv.kafka_cluster import KafkaCluster
+
+
+def properties(server: KafkaServer) -> dict[str, str]:
+    lines = (line for line in server.server_properties().splitlines() if line and not line.startswith("#"))
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_a_lone_broker_is_its_own_single_voter_with_unreplicated_internal_topics(tmp_path: Path) -> None:
+    server = KafkaServer(tmp_path)
+    found = properties(server)
+    assert found["node.id"] == "1"
+    assert found["controller.quorum.voters"] == f"1@127.0.0.1:{server.controller_port}"
+    assert found["offsets.topic.replication.factor"] == "1"
+    assert found["transaction.state.log.min.isr"] == "1"
+
+
+def test_every_node_of_a_cluster_lists_all_three_voters_and_replicates_offsets_three_times(
+    tmp_path: Path,
+) -> None:
+    cluster = KafkaCluster(tmp_path)
+    found = [properties(node) for node in cluster.nodes]
+    voters = {f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in cluster.nodes}
+    assert [p["node.id"] for p in found] == ["1", "2", "3"]
+    assert all(set(p["controller.quorum.voters"].split(",")) == voters for p in found)
+    assert all(p["offsets.topic.replication.factor"] == "3" for p in found)
+    assert all(p["transaction.state.log.min.isr"] == "2" for p in found)
+    assert len({p["log.dirs"] for p in found}) == 3, "each node keeps its own data"
+    ports = [port for n in cluster.nodes for port in (n.port, n.sasl_port, n.controller_port)]
+    assert len(set(ports)) == len(ports)
+    assert cluster.bootstrap_servers == ",".join(n.bootstrap_servers for n in cluster.nodes)
