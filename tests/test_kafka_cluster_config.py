@@ -37,3 +37,10 @@ def test_every_node_of_a_cluster_lists_all_three_voters_and_replicates_offsets_t
     ports = [port for n in cluster.nodes for port in (n.port, n.sasl_port, n.controller_port)]
     assert len(set(ports)) == len(ports)
     assert cluster.bootstrap_servers == ",".join(n.bootstrap_servers for n in cluster.nodes)
+
+
+def test_a_proxied_listener_is_still_listened_on_and_advertised_at_the_proxy(tmp_path: Path) -> None:
+    server = KafkaServer(tmp_path, proxied=(20001, 20002))
+    found = properties(server)
+    assert found["listeners"].endswith(",PROXIED://127.0.0.1:20001")
+    assert found["advertised.listeners"].endswith(",PROXIED://127.0.0.1:20002")
