@@ -37,7 +37,7 @@ class TopicsOutcome:
     min_insync: dict[str, str] = field(default_factory=dict)
 
     def durability(self) -> str:
-        """What the created topics guarantee, for status and logs."""
+        """What the topics guarantee (as created now, or as found), for status and logs."""
         factors = sorted(set(self.replicas.values()))
         text = f"{self.brokers} broker{'s' if self.brokers != 1 else ''}, replication factor " + "/".join(
             map(str, factors)
