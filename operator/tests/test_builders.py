@@ -354,6 +354,7 @@ def test_every_alert_rule_names_its_pipeline_a_severity_and_explains_itself() ->
         "MarketPulseConsumerLag",
         "MarketPulseDeadLetters",
         "MarketPulseDeadLettersNotArchived",
+        "MarketPulseRetentionGap",
         "MarketPulseTransformFailed",
         "MarketPulseBronzeQuarantined",
     ]

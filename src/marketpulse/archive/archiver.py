@@ -37,6 +37,7 @@ from marketpulse.archive.metrics import (
     OBJECT_BYTES,
     QUOTE_WRITES_FAILED,
     RECOVERED,
+    RETENTION_GAP,
     REVOKED_UNCOMMITTED,
     REVOKED_UNWRITTEN,
     S3_ERRORS,
@@ -97,6 +98,7 @@ class Archiver:
     """Archives the ticks topic into bronze/ticks/; `DeadLetterArchiver` the dead-letter topic."""
 
     prefix = BRONZE_PREFIX
+    stream = "ticks"
     metrics = TICK_METRICS
     assigned_message = "partitions assigned"
     revoked_message = "partitions revoked"
@@ -264,6 +266,7 @@ class Archiver:
 
     def _recover(self, partition: int, offset: int, timestamp_ms: int) -> None:
         """Skip an object a previous owner wrote for this offset but did not commit."""
+        self._check_retention_gap(partition, offset)
         prefix = key_prefix(partition_date(timestamp_ms), partition, offset, self.prefix)
         try:
             listed = self._with_storage(
@@ -280,6 +283,30 @@ class Archiver:
         self._commit(partition, last)
         log.info(
             "object already in bronze; skipped", extra={"partition": partition, "first": offset, "last": last}
+        )
+
+    def _check_retention_gap(self, partition: int, first: int) -> None:
+        """A partition's first record after assignment should be the one after the committed offset (or
+        offset 0 for a group that never committed). Later means retention deleted the records between
+        before they were archived: the consumer's offset reset skips them silently, so say it here."""
+        try:
+            (committed,) = self.consumer.committed([TopicPartition(self.topic, partition)], timeout=10)
+        except KafkaException as exc:
+            log.warning("committed offset unknown; retention gap not checked", extra={"error": str(exc)})
+            return
+        expected = committed.offset if committed.offset >= 0 else 0
+        if first <= expected:
+            return
+        RETENTION_GAP.labels(self.stream).inc(first - expected)
+        log.error(
+            "records deleted by retention before they were archived",
+            extra={
+                "topic": self.topic,
+                "partition": partition,
+                "committed": expected,
+                "first_available": first,
+                "records": first - expected,
+            },
         )
 
     def _dead_letter(self, message: Message, reason: str) -> None:

@@ -17,9 +17,10 @@ class DeadLetterArchiver(Archiver):
     kept as it is (`dead_letters.archived_line`); nothing here is refused, so nothing is produced."""
 
     prefix = DEAD_LETTERS_PREFIX
+    stream = "dead-letters"
     metrics = DEAD_LETTER_METRICS
-    assigned_message = "dead-letter partitions assigned"
-    revoked_message = "dead-letter partitions revoked"
+    assigned_message = "assigned dead-letter partitions"
+    revoked_message = "revoked dead-letter partitions"
 
     def _topic(self, settings: ArchiveSettings) -> str:
         return settings.resolved_dlq_topic

@@ -31,6 +31,11 @@ REVOKED_UNCOMMITTED = Counter(
     "Records of objects written after their partition moved to another replica (left uncommitted: the "
     "next owner skips or rewrites them, so bronze may hold them twice; silver deduplicates).",
 )
+RETENTION_GAP = Counter(
+    "marketpulse_archive_retention_gap_records_total",
+    "Records the topic's retention deleted before the archive reached them (lost to bronze).",
+    ["stream"],
+)
 COMMITS_DEFERRED = Counter(
     "marketpulse_archive_commits_deferred_total",
     "Offset commits the group could not take (e.g. during a broker restart), left to the next one.",

@@ -13,6 +13,7 @@ LAG_RECORDS = 100_000
 LAG_WINDOW = "10m"
 DEAD_LETTER_WINDOW = "15m"
 DEAD_LETTERS_UNARCHIVED_FOR = "15m"
+RETENTION_GAP_WINDOW = "1h"
 TRANSFORM_WINDOW = "1h"
 TRANSFORM_WINDOW_SECONDS = 3600
 QUARANTINE_WINDOW = "1h"
@@ -64,6 +65,7 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     failures = f'marketpulse_transform_runs_total{{{pods},result="failure"}}'
     refused = [f"marketpulse_{stage}_dead_letters_total{{{pods}}}" for stage in ("ingest", "archive")]
     unarchived = f"marketpulse_archive_dead_letter_lag_records{{{pods}}}"
+    retention_gap = f"marketpulse_archive_retention_gap_records_total{{{pods}}}"
     quarantined = f"marketpulse_transform_quarantined_objects_total{{{pods}}}"
     # kube-state-metrics' series of the CronJob's Jobs (named <cronjob>-<scheduled minute>).
     jobs = f'namespace="{names.namespace}",job_name=~"{names.workload("transform")}-[0-9]+"'
@@ -117,6 +119,19 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
                 "description": (
                     "Dead letters have waited 15 minutes to be archived: past the topic's retention "
                     "they are gone."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseRetentionGap",
+            "expr": counted_recently(retention_gap, RETENTION_GAP_WINDOW),
+            "labels": {**labels, "severity": "critical"},
+            "annotations": {
+                "summary": f"Ticks of {names.namespace}/{names.name} expired before they were archived",
+                "description": (
+                    "The topic's retention deleted records the archive had not reached (it was down or "
+                    "behind longer than the retention): they are not in bronze, silver or gold. The "
+                    "archive's log names the partition and the offsets."
                 ),
             },
         },
