@@ -24,7 +24,7 @@ pytestmark = pytest.mark.s3
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 ROUNDS = 40
-TARGET_P95_MS = 50.0  # ARCHITECTURE §6, reported beside the figures
+TARGET_P95_MS = 20.0  # docs/architecture.md, "Performance targets"; reported, never asserted
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

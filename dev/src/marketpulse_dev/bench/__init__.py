@@ -1,2 +1,2 @@
-"""`marketpulse bench`: the performance figures of ARCHITECTURE §6, each beside a naive baseline
-and a ceiling measured in the same run."""
+"""`marketpulse bench`: the figures of docs/architecture.md, "Performance targets", each beside a
+naive baseline and a ceiling measured in the same run."""

@@ -122,7 +122,7 @@ def bench(
         typer.Option("--workdir", help="Scratch folder for servers and logs (default: a temporary one)."),
     ] = None,
 ) -> None:
-    """Measure throughput, CPU, latency and load speed against ARCHITECTURE §6, beside baselines."""
+    """Measure throughput, CPU, latency and load speed against docs/architecture.md's targets."""
     from marketpulse_dev.bench.machine import describe_machine
 
     suites = parse_suites(suite)

@@ -1,4 +1,5 @@
-"""Drain a pipeline after a fault and judge it against the §7 invariants, through the real transform.
+"""Drain a pipeline after a fault and judge it against docs/architecture.md's invariants, through the
+real transform.
 
 After a scenario: wait until the archive group has committed every record (lag 0), stop the archive,
 run `marketpulse transform` once into DuckDB, then check that every acknowledged tick is in silver,
