@@ -63,7 +63,7 @@ def test_the_operator_reconciles_under_exactly_the_chart_rbac_with_peering_metri
     }
     log = tmp_path / "operator.log"
     # The installed entry point, as the image runs it.
-    argv = [str(Path(sys.executable).with_name("marketpulse")), "operator", "--namespace", namespace]
+    argv = [str(Path(sys.executable).with_name("marketpulse")), "operator", "run", "--namespace", namespace]
     try:
         with log.open("w") as out:
             process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -118,7 +118,13 @@ def test_of_two_replicas_only_one_acts_and_the_other_takes_over_when_it_stops(
                 **s3_server.settings(),
             }
             log = tmp_path / f"replica-{index}.log"
-            argv = [str(Path(sys.executable).with_name("marketpulse")), "operator", "--namespace", namespace]
+            argv = [
+                str(Path(sys.executable).with_name("marketpulse")),
+                "operator",
+                "run",
+                "--namespace",
+                namespace,
+            ]
             with log.open("w") as out:  # default priority: each replica draws its own
                 replicas.append(
                     (subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT), log, metrics_port)

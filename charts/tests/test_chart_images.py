@@ -108,6 +108,10 @@ def test_the_entrypoint_and_command_run_a_marketpulse_subcommand_that_exists(doc
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     assert argv[0] == "marketpulse"
     assert argv[1] in commands, f"{shlex.join(argv)}: no such command in {sorted(commands)}"
+    group = typer.main.get_command(app).commands[argv[1]]  # type: ignore[attr-defined]
+    if isinstance(group, typer.core.TyperGroup):
+        assert argv[2:3], f"{shlex.join(argv)}: {argv[1]} needs a subcommand"
+        assert argv[2] in group.commands, f"{shlex.join(argv)}: no such subcommand of {argv[1]}"
 
 
 def test_the_image_carries_oci_labels(dockerfile: Path) -> None:
@@ -125,7 +129,7 @@ def test_the_operator_target_runs_the_operator_as_a_numeric_non_root_user_and_in
     assert not operator.all("RUN")
     assert any(c.startswith("--from=") for c in operator.all("COPY"))
     argv = json.loads(operator.all("ENTRYPOINT")[-1]) + json.loads(operator.all("CMD")[-1])
-    assert argv == ["marketpulse", "operator"]
+    assert argv == ["marketpulse", "operator", "run"]
     labels = " ".join(operator.all("LABEL"))
     for key in ("title", "source", "licenses", "version", "revision", "description"):
         assert f"org.opencontainers.image.{key}=" in labels, key

@@ -133,7 +133,7 @@ def test_watching_several_namespaces_gives_each_a_role_a_binding_and_a_kopf_peer
 def test_watching_every_namespace_passes_no_namespace_and_uses_a_cluster_peering(render: Render) -> None:
     manifests = render()
     args = container(manifests)["args"]
-    assert args == ["operator", "--peering=mp-marketpulse"]
+    assert args == ["operator", "run", "--peering=mp-marketpulse"]
     assert one(manifests, "ClusterKopfPeering")["metadata"]["name"] == "mp-marketpulse"
 
 
@@ -147,8 +147,9 @@ def test_rbac_and_service_account_are_not_created_when_switched_off(render: Rend
 
 
 def test_the_container_runs_a_marketpulse_subcommand_that_exists(render: Render) -> None:
-    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert container(render())["args"][0] in commands
+    group, subcommand, *_ = container(render())["args"]
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert subcommand in commands[group].commands
 
 
 def test_probes_use_the_operators_health_endpoint_on_its_configured_port(render: Render) -> None:

@@ -136,11 +136,11 @@ def test_the_hook_command_line_is_one_the_marketpulse_cli_accepts(render: Render
     values = {"operator": {"watchAnyNamespace": False, "watchNamespaces": ["team-a"]}}
     (container,) = job(hooks(render(values, hooks=True)))["spec"]["template"]["spec"]["containers"]
     command = typer.main.get_command(app)
-    subcommand, *args = container["args"]
+    group, subcommand, *args = container["args"]
 
-    context = command.commands[subcommand].make_context(subcommand, args)  # type: ignore[attr-defined]
-
-    assert context.params["action"].value == "cleanup"
+    assert subcommand == "cleanup"
+    cleanup = command.commands[group].commands[subcommand]  # type: ignore[attr-defined]
+    context = cleanup.make_context(subcommand, args)
     assert context.params["namespace"] == ["team-a"]
     assert context.params["timeout"] == 240
 

@@ -167,6 +167,7 @@ containers:
     imagePullPolicy: {{ .Values.image.pullPolicy }}
     args:
       - operator
+      - run
       - --peering={{ include "marketpulse.peeringName" . }}
       {{- range (include "marketpulse.watchNamespaces" . | fromJsonArray) }}
       - --namespace={{ . }}

@@ -1,4 +1,5 @@
-"""`marketpulse ingest|archive`: the workloads, configured only by environment variables."""
+"""`marketpulse ingest|archive|transform|alerts`: the workloads, configured only by environment variables
+(each `--help` lists them, from the settings classes in `marketpulse.contract.settings`)."""
 
 from __future__ import annotations
 
@@ -49,23 +50,23 @@ def exit_with(runner: Callable[[], int], workload: str) -> NoReturn:
 
 
 def ingest() -> None:
-    """Read the configured source and produce ticks to Kafka (MARKETPULSE_* environment variables)."""
+    """Read the configured source and produce ticks to Kafka."""
     from marketpulse.contract.settings.ingest import IngestSettings
     from marketpulse.ingest.main import run_ingest
 
     settings = load_settings(IngestSettings, "ingest")
-    configure_logging("ingest", settings.log_level)
+    configure_logging("ingest", settings.log_level, settings.log_format)
     exit_with(lambda: run_ingest(settings, Shutdown().install()), "ingest")
 
 
 def archive() -> None:
-    """Consume ticks and write bronze NDJSON objects to S3 (MARKETPULSE_*, KAFKA_* and S3_* variables)."""
+    """Consume ticks and write bronze NDJSON objects to S3."""
     from marketpulse.archive.main import run_archive
     from marketpulse.contract.settings.archive import ArchiveSettings
 
     settings = load_settings(ArchiveSettings, "archive")
     store = _object_store("archive")
-    configure_logging("archive", settings.log_level)
+    configure_logging("archive", settings.log_level, settings.log_format)
     raise typer.Exit(code=run_archive(settings, store, Shutdown().install()))
 
 
@@ -86,21 +87,21 @@ def _object_store(workload: str) -> S3ObjectStore:
 
 
 def transform() -> None:
-    """Load new bronze objects, run dbt (silver, gold) and publish gold (MARKETPULSE_* and S3_* variables)."""
+    """Load new bronze objects, run dbt (silver, gold) and publish gold."""
     from marketpulse.contract.settings.transform import TransformSettings
     from marketpulse.transform.main import run_transform
 
     settings = load_settings(TransformSettings, "transform")
     store = _object_store("transform")
-    configure_logging("transform", settings.log_level)
+    configure_logging("transform", settings.log_level, settings.log_format)
     raise typer.Exit(code=run_transform(settings, store, Shutdown().install()))
 
 
 def alerts() -> None:
-    """Evaluate the pipeline's alert rules over the ticks topic (MARKETPULSE_ALERT_RULES and friends)."""
+    """Evaluate the pipeline's alert rules over the ticks topic."""
     from marketpulse.alerts.main import run_alerts
     from marketpulse.contract.settings.alerts import AlertsSettings
 
     settings = load_settings(AlertsSettings, "alerts")
-    configure_logging("alerts", settings.log_level)
+    configure_logging("alerts", settings.log_level, settings.log_format)
     exit_with(lambda: run_alerts(settings, Shutdown().install()), "alerts")

@@ -12,6 +12,7 @@ import kopf
 from marketpulse.operator.handlers import build_registry
 from marketpulse.operator.kube import KubeApi, KubeError, Ref, load_configuration
 from marketpulse.operator.settings import OperatorSettings
+from marketpulse.runtime.logs import configure_logging
 
 DEFAULT_PEERING = "marketpulse-operator"
 
@@ -38,7 +39,9 @@ def run(
     verbose: bool = False,
 ) -> None:
     """Block serving StockPipelines in `namespaces`, or in all namespaces when none are given."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(message)s")
+    # kopf.run(), unlike the `kopf run` command, leaves logging alone: kopf's records (its per-object
+    # loggers too) go through the same handler and format as the workloads'.
+    configure_logging("operator", "DEBUG" if verbose else "INFO", settings.log_format)
     if priority is None:
         # kopf pauses *every* operator of a peering when priorities tie, so replicas of one Deployment
         # (and the old and new pod of a rolling update) would all stand still: give each its own.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import kopf
@@ -70,18 +70,8 @@ class Runtime:
     ) -> BuildContext:
         """`shared_s3`: the pipeline's workloads use the platform's S3 credentials even where the
         platform issues per-pipeline accounts (an adopted bucket gets no policy of the operator's)."""
-        platform = self.settings.platform()
-        if shared_s3:
-            platform = replace(platform, s3_per_pipeline=False)
-        return BuildContext(
-            names=names_for(pipeline, recorded_bucket),
-            image=self.settings.image,
-            image_pull_policy=self.settings.image_pull_policy,
-            run_as_user=self.settings.run_as_user,
-            capabilities=self.capabilities,
-            platform=platform,
-            network=self.settings.network_rules(),
-        )
+        names = names_for(pipeline, recorded_bucket)
+        return self.settings.build_context(names, self.capabilities, shared_s3=shared_s3)
 
 
 @dataclass

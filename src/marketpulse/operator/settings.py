@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -15,8 +16,9 @@ from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from marketpulse.contract.workloads import Platform, ScratchSizes
-from marketpulse.operator.builders.context import NetworkRules
+from marketpulse.contract.settings.common import LogFormat
+from marketpulse.contract.workloads import PipelineNames, Platform, ScratchSizes
+from marketpulse.operator.builders.context import BuildContext, Capabilities, NetworkRules
 from marketpulse.operator.deletion_budget import CleanupBudget
 from marketpulse.operator.policy import EndpointPolicy, parse_patterns
 
@@ -68,6 +70,9 @@ class OperatorSettings(BaseSettings):
     )
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 turns the metrics endpoint off.")
     health_port: int = Field(8081, ge=0, le=65535, description="0 turns the liveness endpoint off.")
+    log_format: LogFormat = Field(
+        "auto", description="json (pods), text (a terminal) or auto: text when stderr is a terminal."
+    )
     kafka_timeout_seconds: float = Field(5.0, gt=0)
     # How the operator's admin client logs in to the brokers of direct-backend pipelines. A broker with
     # an authorizer needs a super user here: it makes topics, SCRAM users and ACLs for every pipeline.
@@ -223,4 +228,22 @@ class OperatorSettings(BaseSettings):
             s3_credentials_secret=self.s3_credentials_secret,
             s3_per_pipeline=self.s3_iam != "shared",
             scratch=self.scratch_sizes(),
+        )
+
+    def build_context(
+        self, names: PipelineNames, capabilities: Capabilities, *, shared_s3: bool = False
+    ) -> BuildContext:
+        """What the builders need for one pipeline. `shared_s3`: its workloads use the platform's S3
+        credentials even where the platform issues per-pipeline accounts."""
+        platform = self.platform()
+        if shared_s3:
+            platform = replace(platform, s3_per_pipeline=False)
+        return BuildContext(
+            names=names,
+            image=self.image,
+            image_pull_policy=self.image_pull_policy,
+            run_as_user=self.run_as_user,
+            capabilities=capabilities,
+            platform=platform,
+            network=self.network_rules(),
         )

@@ -252,7 +252,14 @@ def running_operator(
         "MARKETPULSE_HEALTH_PORT": str(health_port),
         "MARKETPULSE_RESYNC_SECONDS": str(resync_seconds),
     }
-    argv = [str(Path(sys.executable).with_name("marketpulse")), "operator", "--standalone", "-n", namespace]
+    argv = [
+        str(Path(sys.executable).with_name("marketpulse")),
+        "operator",
+        "run",
+        "--standalone",
+        "-n",
+        namespace,
+    ]
     with log.open("w") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

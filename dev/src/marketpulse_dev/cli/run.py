@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from marketpulse.contract.api import StockPipeline
 from marketpulse.contract.api.validation import validate_stockpipeline
 from marketpulse.contract.workloads import SecretRef
+from marketpulse.runtime.logs import readable
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse_dev.local.executor import (
     LocalRun,
@@ -38,7 +40,10 @@ COLORS = {
 
 
 def _printer(name: str, line: str) -> None:
-    out.print(f"[{COLORS.get(name, 'white')}]{name:>9}[/] | {escape(line)}")
+    # The workloads log JSON into their files (as in pods); the terminal gets the readable lines,
+    # unless MARKETPULSE_LOG_FORMAT=json asks for JSON there too.
+    shown = line if os.environ.get("MARKETPULSE_LOG_FORMAT") == "json" else readable(line)
+    out.print(Text.assemble((f"{name:>9}", COLORS.get(name, "white")), " | ", Text.from_ansi(shown)))
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

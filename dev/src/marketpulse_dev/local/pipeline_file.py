@@ -1,13 +1,12 @@
-"""Read a StockPipeline YAML file with the same validation and messages as the CRD."""
+"""Read a StockPipeline YAML file with the same validation and messages as the CRD, and as
+`marketpulse validate` reports them: `FILE:LINE: field.path: message`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from marketpulse.contract.api import StockPipeline
-from marketpulse.contract.api.validation import validate_stockpipeline
+from marketpulse.contract.api.documents import check_files
 
 
 class PipelineFileError(ValueError):
@@ -15,22 +14,11 @@ class PipelineFileError(ValueError):
 
 
 def load_pipeline(path: Path) -> StockPipeline:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise PipelineFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise PipelineFileError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise PipelineFileError(f"{path}: not valid YAML ({exc})") from None
-    pipelines = [d for d in documents if isinstance(d, dict) and d.get("kind") == "StockPipeline"]
-    if len(pipelines) != 1:
+    checked = check_files([str(path)])
+    if checked.problems:
+        raise PipelineFileError("\n".join(checked.problems))
+    if len(checked.pipelines) != 1:
         raise PipelineFileError(
-            f"{path}: expected exactly one document of kind StockPipeline, found {len(pipelines)}"
+            f"{path}: expected exactly one document of kind StockPipeline, found {len(checked.pipelines)}"
         )
-    try:
-        return validate_stockpipeline(pipelines[0], source=str(path))
-    except ValueError as exc:
-        raise PipelineFileError(str(exc)) from None
+    return checked.pipelines[0][1]

@@ -16,6 +16,9 @@ from marketpulse.contract.ticks.model import TICKER
 
 # Every workload's settings class states this itself: a class that mixes in a block (S3, warehouse)
 # would otherwise take the block's empty prefix and stop reading its MARKETPULSE_* variables.
+# How a process writes its log lines (runtime/logs.py): auto is text on a terminal, JSON elsewhere.
+LogFormat = Literal["auto", "json", "text"]
+
 WORKLOAD_CONFIG = SettingsConfigDict(env_prefix="MARKETPULSE_", extra="ignore", populate_by_name=True)
 
 
@@ -43,6 +46,9 @@ class CommonSettings(BaseSettings):
     # renderer sets 0.0.0.0 for pods, where Prometheus scrapes the pod's address.
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    log_format: LogFormat = Field(
+        "auto", description="json (pods), text (a terminal) or auto: text when stderr is a terminal."
+    )
 
     @field_validator("watchlist", mode="before")
     @classmethod
