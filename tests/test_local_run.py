@@ -167,7 +167,8 @@ def test_a_pipeline_file_is_refused_with_the_crds_messages(tmp_path: Path) -> No
             }
         )
     )
-    with pytest.raises(PipelineFileError, match=r"spec\.watchlist\[1\]"):
+    # As `marketpulse validate` reports it: FILE:LINE: field: message.
+    with pytest.raises(PipelineFileError, match=r"bad\.yaml:\d+: spec\.watchlist\[1\]: "):
         load_pipeline(bad)
     (tmp_path / "two.yaml").write_text("kind: ConfigMap\n")
     with pytest.raises(PipelineFileError, match="exactly one document of kind StockPipeline"):

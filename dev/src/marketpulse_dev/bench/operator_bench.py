@@ -1,7 +1,7 @@
 """The operator suite of `marketpulse bench`: StockPipeline apply latency, writes per no-op reconcile,
 and the reconcile duration histogram, against a local control plane started for the run.
 
-The real operator (`marketpulse operator`, kopf) runs as a process, as in a cluster. Baselines are
+The real operator (`marketpulse operator run`, kopf) runs as a process, as in a cluster. Baselines are
 the same child objects written without an operator, measured in the same run:
 - `kubectl apply --server-side` of a batch's children (what one would do by hand: the naive way);
 - the floor: the same objects server-side applied straight from this process, 16 at a time (the
@@ -241,7 +241,7 @@ class Cluster:
 def running_operator(
     plane: ControlPlane, s3: S3Server, namespace: str, *, resync_seconds: float, log: Path
 ) -> Iterator[str]:
-    """`marketpulse operator` serving `namespace`; yields its metrics URL."""
+    """`marketpulse operator run` serving `namespace`; yields its metrics URL."""
     metrics_port, health_port = free_port(), free_port()
     env = {
         **os.environ,
