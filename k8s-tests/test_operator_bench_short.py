@@ -12,11 +12,11 @@ import pytest
 
 from marketpulse_dev.bench.operator_bench import (
     histogram_quantile,
-    parse_metrics,
     percentile,
     run_operator_bench,
 )
 from marketpulse_dev.bench.report import ROW_KEYS, check_row
+from marketpulse_dev.metrics_text import parse
 
 
 def test_histogram_quantiles_interpolate_within_a_bucket_as_prometheus_does() -> None:
@@ -32,7 +32,7 @@ def test_histogram_quantiles_interpolate_within_a_bucket_as_prometheus_does() ->
 def test_percentiles_are_nearest_rank_and_metrics_parse_with_their_labels() -> None:
     assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
     assert percentile([float(i) for i in range(1, 21)], 95) == 19.0
-    parsed = parse_metrics(
+    parsed = parse(
         "# HELP x\n"
         'marketpulse_operator_reconciles_total{trigger="timer"} 7.0\n'
         'marketpulse_operator_reconcile_duration_seconds_bucket{le="+Inf",trigger="create"} 3.0\n'

@@ -27,6 +27,7 @@ from operator_harness import (
 from marketpulse.operator.rbac import cluster_role
 from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.metrics_text import parse, sample_sum, scrape_sum
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3, pytest.mark.kafka]
 
@@ -93,8 +94,9 @@ def test_the_operator_reconciles_under_exactly_the_chart_rbac_with_peering_metri
     assert found == DEMO_CHILDREN, output[-3000:]
     assert pipeline["status"]["phase"] == "Provisioning"
     assert "Forbidden" not in output
-    assert 'marketpulse_operator_reconciles_total{trigger="create"} 1.0' in metrics
-    assert 'marketpulse_operator_pipelines{phase="Provisioning"} 1.0' in metrics
+    samples = parse(metrics)
+    assert sample_sum(samples, "marketpulse_operator_reconciles_total", trigger="create") == 1.0, metrics
+    assert sample_sum(samples, "marketpulse_operator_pipelines", phase="Provisioning") == 1.0, metrics
     assert "marketpulse_operator_reconcile_duration_seconds_bucket" in metrics
     assert "marketpulse_operator_api_writes_total" in metrics
     assert peering["status"], "the operator announced itself in the peering object"
@@ -158,12 +160,7 @@ def test_of_two_replicas_only_one_acts_and_the_other_takes_over_when_it_stops(
         wait_status(cluster, namespace, "demo", handled(1), "the active replica's reconcile")
 
         def reconciles(port: int) -> float:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            return sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("marketpulse_operator_reconciles_total{")
-            )
+            return scrape_sum(port, "marketpulse_operator_reconciles_total")
 
         assert reconciles(replicas[leader][2]) >= 1
         assert reconciles(replicas[standby][2]) == 0, "the standby replica must not act"

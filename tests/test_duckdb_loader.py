@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
-import httpx
 import orjson
 import pytest
 from minio import Minio
@@ -31,6 +30,7 @@ from marketpulse.transform.lease import FileLease
 from marketpulse.transform.main import next_cycle_delay
 from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.metrics_text import scrape_sum
 from marketpulse_dev.reliability.http_faults import HttpFaultProxy
 
 pytestmark = pytest.mark.s3
@@ -481,13 +481,7 @@ def test_the_transform_quarantines_a_malformed_object_once_counts_it_and_gold_ke
         assert predicate(), f"{what}: {log.read_text()[-3000:]}"
 
     def quarantined_total() -> float:
-        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        samples = [
-            line.split()[-1]
-            for line in scrape.splitlines()
-            if line.startswith("marketpulse_transform_quarantined_objects_total{")
-        ]
-        return sum(float(v) for v in samples)
+        return scrape_sum(port, "marketpulse_transform_quarantined_objects_total", timeout=10)
 
     with log.open("wb") as sink:
         transform = subprocess.Popen(

@@ -36,6 +36,7 @@ from marketpulse_dev.bench.report import result_row
 from marketpulse_dev.localenv.kube import ControlPlane, ensure_kubectl
 from marketpulse_dev.localenv.process import free_port
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.metrics_text import Samples, parse, sample_sum
 
 SUITE = "operator"
 IMAGE = "registry.example/marketpulse:bench"
@@ -107,29 +108,7 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     return lower
 
 
-def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Prometheus text exposition -> name -> [(labels, value)]."""
-    found: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        name, _, rest = head.partition("{")
-        labels = {}
-        for pair in rest.rstrip("}").split(",") if rest else []:
-            key, _, quoted = pair.partition("=")
-            labels[key] = quoted.strip('"')
-        found.setdefault(name, []).append((labels, float(value)))
-    return found
-
-
-def metric_sum(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str, **match: str) -> float:
-    return sum(v for labels, v in metrics.get(name, []) if all(labels.get(k) == m for k, m in match.items()))
-
-
-def duration_buckets(
-    metrics: dict[str, list[tuple[dict[str, str], float]]], trigger: str
-) -> list[tuple[float, float]]:
+def duration_buckets(metrics: Samples, trigger: str) -> list[tuple[float, float]]:
     buckets = [
         (float(labels["le"]), value)
         for labels, value in metrics.get(f"{HISTOGRAM}_bucket", [])
@@ -297,8 +276,8 @@ def wait(predicate: Callable[[], bool], *, timeout: float, what: str, log: Path 
         time.sleep(POLL_SECONDS)
 
 
-def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    return parse_metrics(httpx.get(url, timeout=5).text)
+def scrape(url: str) -> Samples:
+    return parse(httpx.get(url, timeout=5).text)
 
 
 def reconciled(pipeline: dict[str, Any]) -> bool:
@@ -385,7 +364,7 @@ def floor_baseline(cluster: Cluster, manifests: list[dict[str, Any]], namespace:
 
 def latency_rows(
     cluster: Cluster, plane: ControlPlane, s3: S3Server, sizes: Sizes, workdir: Path
-) -> tuple[list[dict[str, object]], dict[str, list[tuple[dict[str, str], float]]]]:
+) -> tuple[list[dict[str, object]], Samples]:
     namespace = cluster.namespace("bench")
     rows: list[dict[str, object]] = []
     with running_operator(
@@ -447,14 +426,12 @@ def latency_rows(
     return rows, metrics
 
 
-def histogram_rows(
-    metrics: dict[str, list[tuple[dict[str, str], float]]], trigger: str, what: str
-) -> list[dict[str, object]]:
+def histogram_rows(metrics: Samples, trigger: str, what: str) -> list[dict[str, object]]:
     buckets = duration_buckets(metrics, trigger)
     if not buckets or buckets[-1][1] == 0:
         raise BenchError(f"the operator's /metrics has no {HISTOGRAM} samples for trigger={trigger}")
     count = buckets[-1][1]
-    mean = metric_sum(metrics, f"{HISTOGRAM}_sum", trigger=trigger) / count
+    mean = sample_sum(metrics, f"{HISTOGRAM}_sum", trigger=trigger) / count
     bounds = ", ".join(f"{b:g}" for b, _ in buckets if not math.isinf(b))
     notes = (
         f'From the operator\'s {HISTOGRAM}{{trigger="{trigger}"}} histogram: {count:.0f} reconciles '
@@ -477,7 +454,7 @@ def histogram_rows(
 
 def noop_rows(
     cluster: Cluster, plane: ControlPlane, s3: S3Server, sizes: Sizes, workdir: Path
-) -> tuple[list[dict[str, object]], dict[str, list[tuple[dict[str, str], float]]]]:
+) -> tuple[list[dict[str, object]], Samples]:
     """Writes per reconcile of unchanged pipelines, the periodic reconcile every second."""
     namespace = cluster.namespace("bench-noop")
     count = sizes.noop_pipelines
@@ -486,7 +463,7 @@ def noop_rows(
         apply_batch(cluster, namespace, names, timeout=120)
 
         def timer_runs() -> float:
-            return metric_sum(scrape(url), "marketpulse_operator_reconciles_total", trigger="timer")
+            return sample_sum(scrape(url), "marketpulse_operator_reconciles_total", trigger="timer")
 
         # Settling, not counted: the deployment controller fills in each Deployment's status after the
         # first reconcile, and the next reconcile reports that in the pipeline's status once (a real
@@ -508,7 +485,7 @@ def noop_rows(
             f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
             for o in [*cluster.pipelines(namespace), *cluster.children(namespace)]
         }
-        runs_before = metric_sum(before, "marketpulse_operator_reconciles_total", trigger="timer")
+        runs_before = sample_sum(before, "marketpulse_operator_reconciles_total", trigger="timer")
         wait(
             lambda: timer_runs() >= runs_before + sizes.noop_rounds * count,
             timeout=60 + 5 * sizes.noop_rounds * count,
@@ -521,11 +498,11 @@ def noop_rows(
             if versions.get(key := f"{o['kind']}/{o['metadata']['name']}") != o["metadata"]["resourceVersion"]
         )
         children = len(cluster.children(namespace, names[0]))
-    reconciles = metric_sum(after, "marketpulse_operator_reconciles_total", trigger="timer") - runs_before
-    writes = metric_sum(after, "marketpulse_operator_api_writes_total") - metric_sum(
+    reconciles = sample_sum(after, "marketpulse_operator_reconciles_total", trigger="timer") - runs_before
+    writes = sample_sum(after, "marketpulse_operator_api_writes_total") - sample_sum(
         before, "marketpulse_operator_api_writes_total"
     )
-    backend = metric_sum(after, "marketpulse_operator_backend_writes_total") - metric_sum(
+    backend = sample_sum(after, "marketpulse_operator_backend_writes_total") - sample_sum(
         before, "marketpulse_operator_backend_writes_total"
     )
     notes = (

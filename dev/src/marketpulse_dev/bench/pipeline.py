@@ -69,6 +69,7 @@ from marketpulse_dev.bench.report import ResultRow, result_row
 from marketpulse_dev.local.executor import LocalRun, by_component, cli_executable
 from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.metrics_text import scrape
 
 SUITE = "pipeline"
 WATCHLIST = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "SPY"]
@@ -197,10 +198,9 @@ class Observer(threading.Thread):
         while not self.stopped.is_set():
             now = time.monotonic()
             try:
-                text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1).text
-                for line in text.splitlines():
-                    if line.startswith("marketpulse_ingest_ticks_acked_total "):
-                        self.samples.acked.append((now, float(line.split()[1])))
+                acked = scrape(self.metrics_port, timeout=1).get("marketpulse_ingest_ticks_acked_total")
+                if acked:
+                    self.samples.acked.append((now, acked[0][1]))
             except httpx.HTTPError:
                 pass
             if now >= next_offsets:

@@ -36,6 +36,7 @@ from marketpulse_dev.localenv.files import write_private
 from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.process import free_port, port_is_open
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.metrics_text import scrape
 
 # Variables whose value is bound to where the workload runs; every other variable is identical
 # to what the operator renders for the same spec.
@@ -237,11 +238,10 @@ class LocalRun:
         if port is None:
             return None
         try:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+            acked = scrape(port, timeout=1).get("marketpulse_ingest_ticks_acked_total")
         except httpx.HTTPError:
             return None
-        match = re.search(r"^marketpulse_ingest_ticks_acked_total (\S+)$", text, re.MULTILINE)
-        return float(match[1]) if match else None
+        return acked[0][1] if acked else None
 
     def snowflake_gold_rows(self, timeout: float = 15) -> dict[str, int] | None:
         """Rows per gold table in Snowflake, read with the transform's connection settings; None

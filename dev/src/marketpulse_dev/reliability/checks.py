@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import signal
 import subprocess
 import time
@@ -24,9 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
-import httpx
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from marketpulse_dev.metrics_text import scrape_sum
 from marketpulse_dev.reliability.ledger import Identity, read_ledger
 from marketpulse_dev.reliability.report import RESULTS, ScenarioResult
 
@@ -348,5 +347,4 @@ def values_equal(left: Any, right: Any) -> bool:
 
 def metric_value(port: int, name: str) -> float:
     """The sum of a counter's series on a workload's /metrics (0 before it is first incremented)."""
-    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", body, re.MULTILINE))
+    return scrape_sum(port, name, timeout=2)
