@@ -68,6 +68,10 @@ bench: $(STAMP)  ## Benchmarks against ARCHITECTURE §6, each beside a baseline;
 	$(BIN)/marketpulse dev obtain --only kafka,s3
 	$(BIN)/marketpulse bench
 
+.PHONY: chart-docs
+chart-docs: $(STAMP)  ## Regenerate charts/marketpulse/README.md from its values.yaml comments (a test checks it).
+	$(BIN)/python -m marketpulse_dev.chartdocs
+
 kind-up:  ## On a machine with Docker: a kind cluster with Strimzi, the chart and a sample pipeline.
 	bash k8s-tests/kind/up.sh
 

@@ -133,3 +133,39 @@ def test_the_platform_can_add_egress_ports_and_turn_the_policy_off() -> None:
 def test_extra_egress_ports_that_are_not_ports_are_refused_naming_the_setting(ports: str) -> None:
     with pytest.raises(ValueError, match="network_extra_egress_ports"):
         OperatorSettings(network_extra_egress_ports=ports)
+
+
+# --- the chart's `helm test` pod ---------------------------------------------------------------------
+
+
+def test_the_charts_test_pod_may_reach_the_dashboard_only_by_its_label_and_only_from_its_namespace() -> None:
+    rules = OperatorSettings(network_dashboard_probe_namespace="marketpulse").network_rules()
+    assert rules is not None
+    found = policy(pipeline(), rules)
+    probes = [r for r in found["spec"]["ingress"] if "podSelector" in r["from"][0]]
+
+    # One peer with both selectors: pods with the label in that namespace, not either alone.
+    assert probes == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "marketpulse"}},
+                    "podSelector": {"matchLabels": {"marketpulse.io/dashboard-probe": "true"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 8501}],
+        }
+    ]
+
+
+def test_no_probe_namespace_or_no_dashboard_lets_no_test_pod_in() -> None:
+    assert all("podSelector" not in r["from"][0] for r in policy(pipeline())["spec"]["ingress"])
+    rules = NetworkRules(dashboard_probe_namespace="marketpulse")
+    no_dashboard = policy(pipeline(dashboard={"enabled": False}), rules)
+    assert set(ingress(no_dashboard)) == {9102}
+
+
+@pytest.mark.parametrize("namespace", ["Marketpulse", "a b", "-x", "x" * 64])
+def test_a_probe_namespace_that_is_no_namespace_name_is_refused_naming_the_setting(namespace: str) -> None:
+    with pytest.raises(ValueError, match="network_dashboard_probe_namespace"):
+        OperatorSettings(network_dashboard_probe_namespace=namespace)

@@ -202,6 +202,12 @@ containers:
         value: {{ join "," .Values.networkPolicy.pipelines.metricsFrom | quote }}
       - name: MARKETPULSE_NETWORK_EXTRA_EGRESS_PORTS
         value: {{ join "," .Values.networkPolicy.pipelines.extraEgressPorts | quote }}
+      - name: MARKETPULSE_NETWORK_DASHBOARD_PROBE_NAMESPACE
+        value: {{ .Release.Namespace | quote }}
+      - name: MARKETPULSE_SERVICE_MONITOR_LABELS
+        value: {{ include "marketpulse.monitoringLabels" (dict "labels" .Values.metrics.serviceMonitor.labels "key" "metrics.serviceMonitor.labels") | quote }}
+      - name: MARKETPULSE_PROMETHEUS_RULE_LABELS
+        value: {{ include "marketpulse.monitoringLabels" (dict "labels" .Values.metrics.prometheusRule.labels "key" "metrics.prometheusRule.labels") | quote }}
       - name: MARKETPULSE_CLEANUP_ATTEMPTS
         value: {{ .Values.operator.cleanup.attempts | quote }}
       - name: MARKETPULSE_CLEANUP_PERMANENT_ATTEMPTS
@@ -370,4 +376,27 @@ Kafka and operator.kafkaLogin names no Secret; else operator.kafkaLogin. Passwor
 - name: MARKETPULSE_KAFKA_SECURITY_PROTOCOL
   value: {{ $login.securityProtocol | quote }}
 {{- end }}
+{{- end }}
+
+{{/* The label of the `helm test` pod that pipelines' NetworkPolicies let reach their dashboards
+(marketpulse.operator.builders.network.DASHBOARD_PROBE_LABEL; a test keeps them equal). */}}
+{{- define "marketpulse.dashboardProbeLabel" -}}
+marketpulse.io/dashboard-probe
+{{- end }}
+
+{{/*
+Extra labels of ServiceMonitors or PrometheusRules as JSON, refusing what is no label name and keys
+the chart and the operator set themselves (the operator selects and prunes its objects by them; its
+settings refuse the same). Keys here, not in values.schema.json, whose propertyNames errors name no key.
+*/}}
+{{- define "marketpulse.monitoringLabels" -}}
+{{- range $key, $_ := .labels }}
+{{- if not (regexMatch "^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" $key) }}
+{{- fail (printf "%s: %q is not a label name: an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.', e.g. release or example.com/team" $.key $key) }}
+{{- end }}
+{{- if regexMatch "^([^/]*[.])?(kubernetes[.]io|k8s[.]io|marketpulse[.]io)/" $key }}
+{{- fail (printf "%s: %q is reserved: labels under kubernetes.io, k8s.io, marketpulse.io and their sub-domains are set by the chart and the operator" $.key $key) }}
+{{- end }}
+{{- end }}
+{{- toJson .labels }}
 {{- end }}

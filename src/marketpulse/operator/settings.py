@@ -16,9 +16,10 @@ from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from marketpulse.contract.api.formats import label_problems
 from marketpulse.contract.settings.common import LogFormat
 from marketpulse.contract.workloads import PipelineNames, Platform, ScratchSizes
-from marketpulse.operator.builders.context import BuildContext, Capabilities, NetworkRules
+from marketpulse.operator.builders.context import BuildContext, Capabilities, MonitoringLabels, NetworkRules
 from marketpulse.operator.deletion_budget import CleanupBudget
 from marketpulse.operator.policy import EndpointPolicy, parse_patterns
 
@@ -102,6 +103,13 @@ class OperatorSettings(BaseSettings):
         "ingress-nginx,traefik", description="Namespaces (ingress controllers) that may reach dashboards."
     )
     network_metrics_from: str = Field("monitoring", description="Namespaces that may scrape metrics.")
+    network_dashboard_probe_namespace: str = Field(
+        "",
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        max_length=63,
+        description="Namespace whose pods labelled marketpulse.io/dashboard-probe=true may reach "
+        "dashboards (the chart's, for `helm test`); empty: none.",
+    )
     network_extra_egress_ports: str = Field(
         "",
         pattern=r"^\s*(\d{1,5}\s*(,\s*\d{1,5}\s*)*)?$",
@@ -115,6 +123,31 @@ class OperatorSettings(BaseSettings):
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: a TCP port is 1-65535")
         return value
+
+    # Labels the platform's Prometheus selects monitors and rules by (kube-prometheus-stack: release).
+    service_monitor_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="More labels of every pipeline's ServiceMonitor, a JSON object such as "
+        '{"release": "kube-prometheus-stack"}; a pipeline\'s spec.monitoring.labels go over them.',
+    )
+    prometheus_rule_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="More labels of every pipeline's PrometheusRule, a JSON object like the above.",
+    )
+
+    @field_validator("service_monitor_labels", "prometheus_rule_labels")
+    @classmethod
+    def _labels_are_allowed(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        problems = label_problems(value, f"MARKETPULSE_{str(info.field_name).upper()}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def monitoring_labels(self) -> MonitoringLabels:
+        return MonitoringLabels(
+            service_monitor=dict(self.service_monitor_labels),
+            prometheus_rule=dict(self.prometheus_rule_labels),
+        )
 
     # Node disk of the workloads (contract/workloads/scratch.py has the formulas these feed).
     scratch_base: str = Field(
@@ -219,6 +252,7 @@ class OperatorSettings(BaseSettings):
             dashboard_from=parse_patterns(self.network_dashboard_from),
             metrics_from=parse_patterns(self.network_metrics_from),
             extra_egress_ports=tuple(int(p) for p in parse_patterns(self.network_extra_egress_ports)),
+            dashboard_probe_namespace=self.network_dashboard_probe_namespace,
         )
 
     def platform(self) -> Platform:
@@ -246,4 +280,5 @@ class OperatorSettings(BaseSettings):
             capabilities=capabilities,
             platform=platform,
             network=self.network_rules(),
+            monitoring=self.monitoring_labels(),
         )

@@ -1,6 +1,7 @@
 """Formats the StockPipeline API checks at admission that a plain pattern cannot say clearly:
-cron schedules, IANA time zones and the S3 bucket-name rules. Each is written once, as an RE2
-expression or a list that both CEL (in the CRD) and Python use, so both refuse the same values.
+cron schedules, IANA time zones, the S3 bucket-name rules and Kubernetes label names. Each is
+written once, as an RE2 expression or a list that both CEL (in the CRD) and Python use, so both
+refuse the same values.
 """
 
 from __future__ import annotations
@@ -58,3 +59,46 @@ def s3_bucket_name_ok(name: str) -> bool:
         or name.startswith(("xn--", "sthree-"))
         or name.endswith(("-s3alias", "--ol-s3"))
     )
+
+
+# --- Kubernetes label and annotation names (qualified names) and label values ---------------------
+# An optional DNS-subdomain prefix and '/', then a name of at most 63 characters. The bounds are in
+# the expression, as CEL cannot bound the length of a map key.
+QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# Prefixes only Kubernetes and MarketPulse set: the operator finds, selects and prunes its objects
+# by app.kubernetes.io/instance and app.kubernetes.io/managed-by, so a user label there could take
+# an object out of (or into) a pipeline.
+RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "marketpulse.io")
+RESERVED_LABEL_KEY = "^([^/]*[.])?(" + "|".join(d.replace(".", "[.]") for d in RESERVED_LABEL_DOMAINS) + ")/"
+MAX_EXTRA_LABELS = 16
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def label_problems(labels: dict[str, str], where: str) -> list[str]:
+    """What is wrong with extra labels the operator would put on its objects; empty when nothing."""
+    problems = []
+    if len(labels) > MAX_EXTRA_LABELS:
+        problems.append(f"{where}: at most {MAX_EXTRA_LABELS} labels, got {len(labels)}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not re.fullmatch(QUALIFIED_NAME, key):
+            problems.append(
+                f"{where}: {_shown(key)} is not a label name (an optional DNS prefix and '/', then up to 63 "
+                "letters, digits, '-', '_' or '.', beginning and ending with a letter or digit)"
+            )
+        elif re.match(RESERVED_LABEL_KEY, key):
+            domains = ", ".join(RESERVED_LABEL_DOMAINS)
+            problems.append(
+                f"{where}: {_shown(key)} is reserved (the prefixes {domains} and their sub-domains "
+                "belong to Kubernetes and the operator, which selects its objects by them)"
+            )
+        elif not isinstance(value, str) or not re.fullmatch(LABEL_VALUE, value):
+            problems.append(
+                f"{where}: the value of {_shown(key)} is not a label value (up to 63 letters, digits, "
+                f"'-', '_' or '.', beginning and ending with a letter or digit), got {_shown(value)}"
+            )
+    return problems

@@ -27,7 +27,17 @@ from marketpulse.contract.api.base import (
     text,
     transition_rule,
 )
-from marketpulse.contract.api.formats import CRON_SCHEDULE, TIME_ZONES, cel_string_list, s3_bucket_name_ok
+from marketpulse.contract.api.formats import (
+    CRON_SCHEDULE,
+    LABEL_VALUE,
+    MAX_EXTRA_LABELS,
+    QUALIFIED_NAME,
+    RESERVED_LABEL_DOMAINS,
+    RESERVED_LABEL_KEY,
+    TIME_ZONES,
+    cel_string_list,
+    s3_bucket_name_ok,
+)
 from marketpulse.contract.ticks.model import TICKER_PATTERN
 
 GROUP = "marketpulse.io"
@@ -502,9 +512,7 @@ class DashboardTLS(ApiModel):
 IngressHost = Annotated[
     str, text(253, pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ]
-# A Kubernetes annotation key: an optional DNS-subdomain prefix and '/', then a name of at most 63
-# characters. The bounds are in the expression, as CEL cannot bound the length of a map key.
-ANNOTATION_KEY = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+ANNOTATION_KEY = QUALIFIED_NAME  # an annotation key is a label key
 MAX_INGRESS_ANNOTATIONS = 16
 AnnotationValue = Annotated[str, text(4096, min_length=0)]
 
@@ -664,6 +672,51 @@ class AlertsSpec(ApiModel):
         return rules
 
 
+# --- monitoring -----------------------------------------------------------------------------------
+
+LabelValue = Annotated[str, text(63, min_length=0, pattern=LABEL_VALUE)]
+_RESERVED = ", ".join(RESERVED_LABEL_DOMAINS)
+
+
+class MonitoringSpec(ApiModel):
+    """The pipeline's ServiceMonitor and PrometheusRule, made where the Prometheus Operator runs."""
+
+    labels: dict[str, LabelValue] = Field(
+        default={},  # a literal default, so the CRD states it and the API server applies it
+        max_length=MAX_EXTRA_LABELS,
+        description=(
+            "More labels of the ServiceMonitor and the PrometheusRule, over the operator's own "
+            "(MARKETPULSE_SERVICE_MONITOR_LABELS, MARKETPULSE_PROMETHEUS_RULE_LABELS), e.g. "
+            "release: kube-prometheus-stack for the Prometheus that selects by it; at most "
+            f"{MAX_EXTRA_LABELS}, none under {_RESERVED}."
+        ),
+    )
+
+    @rule(
+        cel=f"self.labels.all(k, k.matches('{QUALIFIED_NAME}'))",
+        message=(
+            "monitoring.labels keys must be label names: an optional DNS prefix and '/', then up to 63 "
+            "letters, digits, '-', '_' or '.', e.g. release or example.com/team"
+        ),
+        field_path=".labels",
+    )
+    def _label_keys_are_names(self) -> bool:
+        return all(re.fullmatch(QUALIFIED_NAME, key) for key in self.labels)
+
+    @rule(
+        cel=f"self.labels.all(k, !k.matches('{RESERVED_LABEL_KEY}'))",
+        message=(
+            f"monitoring.labels may not set labels under {_RESERVED} or their sub-domains "
+            "(app.kubernetes.io/instance, app.kubernetes.io/managed-by, ...): the operator selects "
+            "and prunes the pipeline's objects by them"
+        ),
+        field_path=".labels",
+        reason="FieldValueForbidden",
+    )
+    def _no_reserved_labels(self) -> bool:
+        return not any(re.match(RESERVED_LABEL_KEY, key) for key in self.labels)
+
+
 # --- spec -----------------------------------------------------------------------------------------
 
 
@@ -692,6 +745,9 @@ class StockPipelineSpec(ApiModel):
     transform: TransformSpec = optional_object(TransformSpec, "The load + dbt build workload.")
     dashboard: DashboardSpec = optional_object(DashboardSpec, "The Streamlit dashboard.")
     alerts: AlertsSpec = optional_object(AlertsSpec, "Alert rules.")
+    monitoring: MonitoringSpec = optional_object(
+        MonitoringSpec, "The pipeline's ServiceMonitor and PrometheusRule (Prometheus Operator)."
+    )
     suspend: Bool = Field(
         default=False, description="Scale the workloads to zero and suspend the CronJob; data is kept."
     )

@@ -59,9 +59,9 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
     if ctx.network is not None:
         children.append(build_network_policy(spec, ctx, ctx.network))
     if caps.service_monitor:
-        children += [build_metrics_service(ctx), build_pipeline_servicemonitor(ctx)]
+        children += [build_metrics_service(ctx), build_pipeline_servicemonitor(ctx, spec)]
     if caps.prometheus_rule:
-        children.append(build_pipeline_prometheusrule(ctx))
+        children.append(build_pipeline_prometheusrule(ctx, spec))
     return children
 
 

@@ -25,6 +25,18 @@ class NetworkRules:
     dashboard_from: tuple[str, ...] = ("ingress-nginx", "traefik")  # namespaces of ingress controllers
     metrics_from: tuple[str, ...] = ("monitoring",)  # namespaces of Prometheus
     extra_egress_ports: tuple[int, ...] = ()
+    # The namespace whose pods labelled DASHBOARD_PROBE_LABEL may reach dashboards: the chart's own,
+    # for its `helm test` pod. Empty: none.
+    dashboard_probe_namespace: str = ""
+
+
+@dataclass(frozen=True)
+class MonitoringLabels:
+    """Labels the platform adds to every pipeline's ServiceMonitor and PrometheusRule (a Prometheus
+    selects them by label: kube-prometheus-stack's by `release`); a spec's own go over these."""
+
+    service_monitor: dict[str, str] = field(default_factory=dict)
+    prometheus_rule: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class BuildContext:
     capabilities: Capabilities = field(default_factory=Capabilities)
     platform: Platform = field(default_factory=Platform)
     network: NetworkRules | None = field(default_factory=NetworkRules)  # None: no NetworkPolicy
+    monitoring: MonitoringLabels = field(default_factory=MonitoringLabels)
 
 
 def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:

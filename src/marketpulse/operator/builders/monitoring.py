@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marketpulse.contract.api import StockPipelineSpec
 from marketpulse.contract.workloads import METRICS_PORT
 from marketpulse.operator.builders.context import BuildContext, object_meta
 
@@ -34,12 +35,23 @@ def build_metrics_service(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
-def build_pipeline_servicemonitor(ctx: BuildContext) -> dict[str, Any]:
+def monitoring_meta(
+    platform_labels: dict[str, str], spec: StockPipelineSpec | None, ctx: BuildContext
+) -> dict[str, Any]:
+    """The metadata of the ServiceMonitor or PrometheusRule: the platform's labels, the spec's over
+    them, and the operator's own over both (admission refuses their keys; this keeps them anyway)."""
+    meta = object_meta(ctx.names.monitoring, ctx, "monitoring")
+    own = spec.monitoring.labels if spec is not None else {}
+    meta["labels"] = {**platform_labels, **own, **meta["labels"]}
+    return meta
+
+
+def build_pipeline_servicemonitor(ctx: BuildContext, spec: StockPipelineSpec | None = None) -> dict[str, Any]:
     names = ctx.names
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": object_meta(names.monitoring, ctx, "monitoring"),
+        "metadata": monitoring_meta(ctx.monitoring.service_monitor, spec, ctx),
         "spec": {
             "selector": {"matchLabels": names.selector("metrics")},
             "endpoints": [{"port": "metrics", "interval": "30s"}],
@@ -57,7 +69,7 @@ def counted_recently(series: str, window: str) -> str:
     return f"(increase({series}[{window}]) > 0 or ({series} > 0 unless {series} offset {window}))"
 
 
-def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
+def build_pipeline_prometheusrule(ctx: BuildContext, spec: StockPipelineSpec | None = None) -> dict[str, Any]:
     names = ctx.names
     # The ServiceMonitor copies the pods' instance label onto their series (podTargetLabels).
     pods = f'namespace="{names.namespace}",app_kubernetes_io_instance="{names.name}"'
@@ -172,6 +184,6 @@ def build_pipeline_prometheusrule(ctx: BuildContext) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": object_meta(names.monitoring, ctx, "monitoring"),
+        "metadata": monitoring_meta(ctx.monitoring.prometheus_rule, spec, ctx),
         "spec": {"groups": [{"name": f"marketpulse.{names.namespace}.{names.name}", "rules": rules}]},
     }

@@ -1,8 +1,9 @@
 """The pipeline's NetworkPolicies: its pods accept only what must reach them and call only what
 they need.
 
-Ingress: the dashboard's port from the ingress controller's namespaces, the metrics port from the
-monitoring namespaces; nothing else (kubelet probes come from the node, which policies do not
+Ingress: the dashboard's port from the ingress controller's namespaces (and from the chart's `helm
+test` pod, by its label in the operator's namespace), the metrics port from the monitoring
+namespaces; nothing else (kubelet probes come from the node, which policies do not
 filter). Egress: DNS, and the ports of the pipeline's Kafka brokers, S3 endpoint, Snowflake, Finnhub
 and alert webhook. A NetworkPolicy cannot name a host, only addresses and ports, and the servers
 may be anywhere (a Service in another namespace, a cloud endpoint), so egress is limited by port.
@@ -23,6 +24,8 @@ from marketpulse.operator.builders.context import BuildContext, NetworkRules, ob
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 DNS_PORT = 53
+# The label of the chart's `helm test` pod, which checks that each pipeline's dashboard answers.
+DASHBOARD_PROBE_LABEL = "marketpulse.io/dashboard-probe"
 HTTPS_PORT = 443
 
 
@@ -75,6 +78,13 @@ def build_network_policy(spec: StockPipelineSpec, ctx: BuildContext, rules: Netw
     if spec.dashboard.enabled and rules.dashboard_from:
         # Only the dashboard's pods listen on it; the rule is harmless on the others.
         ingress.append(_allow(DASHBOARD_PORT, rules.dashboard_from))
+    if spec.dashboard.enabled and rules.dashboard_probe_namespace:
+        # Both selectors in one peer: the labelled pods of that namespace only, not any pod anywhere.
+        probe = {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: rules.dashboard_probe_namespace}},
+            "podSelector": {"matchLabels": {DASHBOARD_PROBE_LABEL: "true"}},
+        }
+        ingress.append({"from": [probe], "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}]})
     dns = [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]
     calls = [{"protocol": "TCP", "port": p} for p in egress_ports(spec, ctx.platform.s3_endpoint, rules)]
     return {
