@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -21,6 +21,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from marketpulse.contract.api import KIND, StockPipeline
 from marketpulse.contract.api.documents import Checked, check_files
+
+if TYPE_CHECKING:
+    # The operator's modules load only when `render` runs: a pod's entrypoint does not pay for them.
+    from marketpulse.operator.builders import Capabilities
 
 INVALID = 2
 
@@ -60,7 +64,7 @@ class Output(StrEnum):
 DEFAULT_API_VERSIONS = ("kafka.strimzi.io/v1", "monitoring.coreos.com/v1")
 
 
-def capabilities_for(api_versions: Sequence[str]) -> Any:
+def capabilities_for(api_versions: Sequence[str]) -> Capabilities:
     """The optional kinds a cluster serving `api_versions` (`group/version`, as `helm template
     --api-versions` takes them) would report to the operator's discovery."""
     from marketpulse.operator.builders import Capabilities
