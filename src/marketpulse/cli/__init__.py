@@ -28,8 +28,6 @@ app = typer.Typer(
     help="Real-time stock-market analytics on Kubernetes: the operator, its workloads and their tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    # Docstrings wrap as paragraphs; `code` reads as code.
-    rich_markup_mode="markdown",
 )
 
 

@@ -145,9 +145,11 @@ def render(
 ) -> None:
     """Print the objects the operator would create for StockPipeline files, without a cluster.
 
-    Invalid files are reported as `validate` reports them (exit 2). The operator adds each object's
-    ownerReference and its applied-hash annotation when it applies them; the direct topic backend's
-    topics, SCRAM user and Secret are made through the Kafka admin API, so they are not objects here.
+    Invalid files are reported as `validate` reports them, with exit code 2.
+
+    Left out: the ownerReferences and applied-hash annotation the operator adds when it applies them.
+
+    Left out: the direct topic backend's topics, SCRAM user and Secret (made through Kafka's admin API).
     """
     checked = check_files(files, require_pipeline=True)
     placed: list[StockPipeline] = []
