@@ -102,6 +102,9 @@ class S3Server:
             HEALTH_PATH,
             "--iam-dir",
             str(iam),
+            # Its IAM cache keys entries by request strings the HTTP server reuses; a removed
+            # account was seen to authenticate afterwards. Without it, revocation is immediate.
+            "--iam-cache-disable",
             *posix_args,
             str(data),
         ]
