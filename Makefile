@@ -58,7 +58,7 @@ DEMO_PIPELINE ?= operator/config/samples/stockpipeline-local-demo.yaml
 
 demo: $(STAMP)  ## The whole pipeline on this machine, dashboard on http://127.0.0.1:8501 (Ctrl-C stops it).
 	$(BIN)/marketpulse dev obtain --only kafka,s3
-	$(BIN)/marketpulse run -f $(DEMO_PIPELINE)
+	$(BIN)/marketpulse run -f $(DEMO_PIPELINE) --backfill-days 90
 
 backfill: $(STAMP)  ## One batch run: 200k synthetic ticks over 30 simulated trading days, transform once, exit.
 	$(BIN)/marketpulse dev obtain --only kafka,s3

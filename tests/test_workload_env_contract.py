@@ -104,6 +104,8 @@ DEFAULT_ONLY: dict[str, set[str]] = {
         "MARKETPULSE_LOG_FORMAT",
         "MARKETPULSE_PRODUCER_ID",
         "MARKETPULSE_REPLAY_FORMAT",
+        "MARKETPULSE_SYNTHETIC_LEAD_IN",
+        "MARKETPULSE_SYNTHETIC_START",
         "MARKETPULSE_TICK_LIMIT",
     },
     "archive": {

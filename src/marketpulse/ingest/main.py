@@ -19,7 +19,7 @@ from marketpulse.sources.base import TickSource
 from marketpulse.sources.finnhub import FinnhubSource
 from marketpulse.sources.lines import ByteStream
 from marketpulse.sources.replay import ReplaySource, local_opener
-from marketpulse.sources.synthetic import SyntheticSource, WireRecord
+from marketpulse.sources.synthetic import DEFAULT_START, SyntheticSource, WireRecord
 from marketpulse.storage.ranged import RangedObjectReader
 from marketpulse.storage.s3 import minio_client
 
@@ -64,6 +64,8 @@ def build_source(settings: IngestSettings) -> TickSource:
             rest_url=settings.finnhub_rest_url,
             max_poll_seconds=settings.finnhub_max_poll_seconds,
         )
+    if settings.synthetic_lead_in and settings.tick_limit is None:
+        raise ValueError("MARKETPULSE_SYNTHETIC_LEAD_IN: needs MARKETPULSE_TICK_LIMIT (a finite walk to end)")
     return SyntheticSource(
         symbols=settings.watchlist,
         producer_id=settings.producer_id,
@@ -72,6 +74,8 @@ def build_source(settings: IngestSettings) -> TickSource:
         ticks_per_second=settings.synthetic_ticks_per_second,
         limit=settings.tick_limit,
         scenarios=settings.synthetic_scenarios,
+        lead_in=settings.synthetic_lead_in,
+        start=settings.synthetic_start or DEFAULT_START,
         # Small batches at low rates keep latency low; large ones at high rates keep overhead low.
         batch_size=max(1, min(2000, int(settings.synthetic_rate / 20) or 2000)),
     )

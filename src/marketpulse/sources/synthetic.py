@@ -4,8 +4,10 @@ Each symbol follows a geometric random walk with its own price level and volatil
 from the seed and the symbol, so a watchlist change does not reshuffle other symbols). Trade sizes
 are round lots with a heavy tail. In `simulated` time the clock runs through regular NYSE hours
 (09:30-16:00 America/New_York, weekdays) at `ticks_per_second` per symbol, so a backfill spans real
-trading days; in `wall` time event times are now. Scenarios inject gaps, spikes, duplicates and
-malformed records at chosen tick indices, for tests.
+trading days; in `wall` time event times are now. A `lead_in` walk (a finite backfill) is shifted so
+that it ends at the price a live source with the same seed starts from: history leads into the live
+market without a jump. Scenarios inject gaps, spikes, duplicates and malformed records at chosen tick
+indices, for tests.
 
 A batch is drawn and walked at once with numpy, giving exactly the prices of a tick-by-tick walk;
 `wire_batches()` yields the same records already encoded for Kafka, which is what ingest sends.
@@ -18,7 +20,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import exp
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -36,6 +38,8 @@ OPEN = dt.time(9, 30)
 CLOSE = dt.time(16, 0)
 SECONDS_PER_TRADING_YEAR = 252 * 6.5 * 3600
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Where the simulated clock starts unless told: a Monday's open (09:30 in New York).
+DEFAULT_START = dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.UTC)
 # A tick already encoded for Kafka as (key, value), or a bad record for the dead-letter topic.
 WireRecord = tuple[bytes, bytes] | BadRecord
 
@@ -77,10 +81,12 @@ class SyntheticSource:
     seed: int = 42
     clock: Literal["wall", "simulated"] = "wall"
     ticks_per_second: float = 10.0  # per symbol, in event time (simulated clock)
-    start: dt.datetime = field(default_factory=lambda: dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.UTC))
+    start: dt.datetime = DEFAULT_START
     limit: int | None = None
     batch_size: int = 1000
     scenarios: Sequence[Scenario] = ()
+    # End the walk at each symbol's start price (needs a limit): a backfill that leads into live ticks.
+    lead_in: bool = False
     # The ingest time of a batch, in epoch microseconds (replaceable so that tests can fix it).
     now_us: Callable[[], int] = field(default=lambda: time.time_ns() // 1000)
     _seq: int = 0
@@ -99,6 +105,17 @@ class SyntheticSource:
         self._scenarios = {s.at: s for s in self.scenarios}
         self._gap_until_us: dict[int, int] = {}
         self._emitted = 0
+        if self.lead_in:
+            self._log_price += self._log_price - self._walk_end()
+
+    def _walk_end(self) -> np.ndarray:
+        """Each symbol's log price after the whole finite walk, from a twin drawing the same numbers."""
+        if self.limit is None:
+            raise ValueError("lead_in: needs a limit (a finite walk has an end to anchor)")
+        twin = replace(self, lead_in=False, scenarios=(), now_us=lambda: 0)
+        for _ in twin._draws():
+            pass
+        return twin._log_price
 
     def _simulated_times(self, count: int, step_us: int) -> np.ndarray:
         """Event times for the next `count` ticks, skipping nights and weekends."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from marketpulse.contract.api.validation import validate_stockpipeline
 from marketpulse.contract.workloads import SecretRef
 from marketpulse.runtime.logs import readable
 from marketpulse.runtime.shutdown import Shutdown
+from marketpulse_dev.cli.batch import BatchInterruptedError, progress_bars, run_batch
+from marketpulse_dev.local import backfill
 from marketpulse_dev.local.executor import (
     LocalRun,
     LocalRunError,
@@ -76,6 +79,15 @@ def run(
         str | None,
         typer.Option(help="Replace the file's source: 'finnhub' reads live trades with FINNHUB_API_KEY."),
     ] = None,
+    backfill_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=backfill.MAX_DAYS,
+            help="Synthetic source: first seed this many trading days of history through the pipeline "
+            "(once per data directory), then stream live.",
+        ),
+    ] = 0,
 ) -> None:
     """Run a StockPipeline's workloads as supervised processes, with the environment the operator sets."""
     try:
@@ -91,6 +103,10 @@ def run(
         )
     if once and spec.source.type == "replay" and spec.source.replay and spec.source.replay.loop:
         raise _fail("--once needs a finite source, but spec.source.replay.loop is true", code=2)
+    if backfill_days and once:
+        raise _fail("--backfill-days comes before live ticks; --once takes --ticks and --days", code=2)
+    if backfill_days and spec.source.type != "synthetic":
+        raise _fail(f"--backfill-days needs the synthetic source, not {spec.source.type}", code=2)
     directory = data_dir or state_dir() / "data" / pipeline.metadata.name
     run = LocalRun(pipeline, directory, _printer, dashboard_port=dashboard_port)
     try:
@@ -103,8 +119,17 @@ def run(
         if fresh:
             reset_data_dir(directory)
         out.print(f"[bold]{pipeline.metadata.name}[/]: {', '.join(spec.watchlist)} · data in {directory}")
+        shutdown = Shutdown().install()
         run.start_infrastructure()
-        code = _run_once(run, ticks, days) if once else _run_forever(run, status_every)
+        if once:
+            code = _run_once(run, ticks, days, shutdown)
+        else:
+            if backfill_days:
+                _seed_history(run, backfill_days, shutdown)
+            code = _run_forever(run, status_every, shutdown)
+    except BatchInterruptedError:
+        out.print("stopping …")
+        code = 130
     except (LocalRunError, MissingSecretError, ComponentError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -134,8 +159,26 @@ def with_source(pipeline: StockPipeline, source: str) -> StockPipeline:
     return validate_stockpipeline(document, source="--source finnhub")
 
 
-def _run_forever(run: LocalRun, status_every: float) -> int:
-    shutdown = Shutdown().install()
+def _seed_history(run: LocalRun, days: int, shutdown: Shutdown) -> None:
+    """History before the live ticks, once per data directory (see marketpulse_dev.local.backfill)."""
+    spec = run.pipeline.spec
+    seed = spec.source.synthetic_settings.seed
+    today = dt.datetime.now(backfill.NEW_YORK).date()
+    wanted = backfill.plan_backfill(days, spec.watchlist, today=today, seed=seed)
+    decision = backfill.decide(wanted, backfill.recorded(run.data_dir), has_data=bool(run.gold_rows()))
+    out.print(f"[bold]history[/] {decision.reason}")
+    plan = decision.plan
+    if plan is None:
+        return
+    backfill.record(run.data_dir, plan, backfill.State.STARTED)
+    started = time.monotonic()
+    with progress_bars(out) as progress:
+        run_batch(run, progress, shutdown, ingest_env=plan.ingest_env(), total_ticks=plan.ticks)
+    backfill.record(run.data_dir, plan, backfill.State.DONE)
+    out.print(f"[bold green]history[/] seeded in {time.monotonic() - started:.0f}s; going live")
+
+
+def _run_forever(run: LocalRun, status_every: float, shutdown: Shutdown) -> int:
     scheduled = []
     for workload in run.workloads():
         process = run.supervised(workload, restart=workload.mode != "cron")
@@ -181,41 +224,19 @@ def _run_forever(run: LocalRun, status_every: float) -> int:
     return 0
 
 
-def _run_once(run: LocalRun, ticks: int | None, days: int) -> int:
-    workloads = {w.component: w for w in run.workloads()}
-    archive = run.supervised(workloads["archive"], restart=True)
-    archive.start()
-    ingest_env = run.environment(workloads["ingest"])
+def _run_once(run: LocalRun, ticks: int | None, days: int, shutdown: Shutdown) -> int:
+    env: dict[str, str] = {}
     if ticks is not None:
         # A backfill: a simulated trading-hours clock over `days` sessions of 6.5 h, as fast as possible.
         per_symbol = ticks / (days * 6.5 * 3600 * len(run.pipeline.spec.watchlist))
-        ingest_env |= {
+        env = {
             "MARKETPULSE_TICK_LIMIT": str(ticks),
             "MARKETPULSE_SYNTHETIC_CLOCK": "simulated",
             "MARKETPULSE_SYNTHETIC_RATE": "0",
             "MARKETPULSE_SYNTHETIC_TICKS_PER_SECOND": f"{per_symbol:.6g}",
         }
-    ingest = run.supervised(workloads["ingest"], restart=False, env=ingest_env)
-    ingest.start()
-    if (code := ingest.wait()) != 0:
-        raise LocalRunError(f"ingest failed with exit code {code}; see {ingest.log_path}")
-    out.print("[bold]once[/] source exhausted; waiting for the archive to drain")
-    drained = False
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if run.consumer_lag() == 0:
-            drained = True
-            break
-        archive.check()
-        time.sleep(1)
-    archive.stop()
-    if not drained:
-        raise LocalRunError(f"the archive did not drain the ticks topic within 600s; see {archive.log_path}")
-    transform_env = run.environment(workloads["transform"]) | {"MARKETPULSE_TRANSFORM_MODE": "cron"}
-    transform = run.supervised(workloads["transform"], restart=False, env=transform_env)
-    transform.start()
-    if (code := transform.wait()) != 0:
-        raise LocalRunError(f"transform failed with exit code {code}; see {transform.log_path}")
+    with progress_bars(out) as progress:
+        run_batch(run, progress, shutdown, ingest_env=env, total_ticks=ticks)
     out.print(
         f"[bold green]done[/] gold rows: {run.gold_rows() or {}} · warehouse {run.warehouse_description()}"
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, AwareDatetime, Field, SecretStr
 
 from marketpulse.contract.settings.common import CommonSettings
 
@@ -43,6 +43,13 @@ class IngestSettings(CommonSettings):
     )
     synthetic_clock: Literal["wall", "simulated"] = "wall"
     synthetic_ticks_per_second: float = Field(10.0, gt=0, description="per symbol, simulated clock only")
+    synthetic_start: AwareDatetime | None = Field(
+        None, description="simulated clock only: start at the first trading session at or after this instant"
+    )
+    synthetic_lead_in: bool = Field(
+        False,
+        description="with a tick limit: end the walk where a live source of the same seed starts",
+    )
     tick_limit: int | None = Field(None, ge=0)
     producer_id: str = Field(default_factory=default_producer_id)
     ingest_ledger: Path | None = None
