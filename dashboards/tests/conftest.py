@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import httpx
@@ -33,6 +34,7 @@ from marketpulse_dev.localenv.process import free_port, wait_for
 from marketpulse_dev.localenv.s3 import S3Server
 
 APP = Path(marketpulse.dashboard.__file__).parent / "app.py"
+NEW_YORK = ZoneInfo("America/New_York")
 VOLATILITY_WINDOWS = (5, 20, 60)
 
 
@@ -72,11 +74,12 @@ def make_gold(
     last_day: dt.date | None = None,
     last_bar: dt.datetime | None = None,
     seed: int = 7,
+    latest_ticks: bool = True,
 ) -> Gold:
     rng = np.random.default_rng(seed)
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     last_bar = last_bar or now - dt.timedelta(minutes=1)
-    dates = trading_days(last_day or last_bar.date(), days)
+    dates = trading_days(last_day or last_bar.astimezone(NEW_YORK).date(), days)
     daily_rows, minute_rows = [], []
     for i, symbol in enumerate(symbols):
         close = 100.0 + 50 * i
@@ -108,6 +111,7 @@ def make_gold(
                 {
                     "symbol": symbol,
                     "bar_start": start,
+                    "trade_date": start.astimezone(NEW_YORK).date(),
                     "open": round(open_, 4),
                     "high": round(max(open_, price) * 1.0003, 4),
                     "low": round(min(open_, price) * 0.9997, 4),
@@ -149,8 +153,25 @@ def make_gold(
                         "annualized_volatility": float(np.std(chunk, ddof=1) * math.sqrt(252)),
                     }
                 )
+    tables = {}
+    if latest_ticks and not minute.empty:
+        # The newest tick of each symbol: 30 s into its newest bar, sent 50 ms later, loaded 2 s later.
+        newest = minute.groupby("symbol", as_index=False).agg(
+            last_bar=("bar_start", "max"), tick_count=("tick_count", "sum")
+        )
+        event = newest["last_bar"] + pd.Timedelta(seconds=30)
+        tables["latest_ticks"] = pd.DataFrame(
+            {
+                "symbol": newest["symbol"],
+                "last_event_time": event,
+                "last_ingest_time": event + pd.Timedelta(milliseconds=50),
+                "last_loaded_at": event + pd.Timedelta(seconds=2),
+                "tick_count": newest["tick_count"],
+            }
+        )
     gold = Gold(
-        tables={
+        tables=tables
+        | {
             "ohlc_1m": minute,
             "ohlc_daily": daily,
             "returns_daily": returns.drop(columns=["open", "close"]),

@@ -9,10 +9,13 @@ import pytest
 
 from marketpulse.dashboard.analytics import (
     describe_age,
+    forming_bars,
     linear_trend,
     moving_average,
+    return_correlations,
     return_summary,
     rolling_volatility,
+    seconds_between,
 )
 
 
@@ -58,3 +61,42 @@ def test_ages_read_as_a_person_would_say_them() -> None:
     assert describe_age(42) == "42 s ago"
     assert describe_age(dt.timedelta(hours=2).total_seconds()) == "2.0 h ago"
     assert describe_age(-5) == "in the future (check clocks)"
+
+
+def test_a_bar_is_forming_when_gold_was_built_before_its_minute_ended() -> None:
+    starts = pd.Series(pd.to_datetime(["2026-12-03 15:58", "2026-12-03 15:59"], utc=True))
+    built = dt.datetime(2026, 12, 3, 15, 59, 40, tzinfo=dt.UTC)
+    assert forming_bars(starts, built).tolist() == [False, True]
+    # Built exactly when the minute ends: the bar is complete.
+    assert forming_bars(starts, dt.datetime(2026, 12, 3, 16, 0, tzinfo=dt.UTC)).tolist() == [False, False]
+    # A naive build time is UTC, as the transform writes it; an unknown one marks nothing.
+    assert forming_bars(starts, pd.Timestamp("2026-12-03 15:59:01")).tolist() == [False, True]
+    assert forming_bars(starts, None).tolist() == [False, False]
+
+
+def test_seconds_between_is_signed_and_unknown_when_either_time_is_missing() -> None:
+    tick = pd.Timestamp("2026-12-03 15:59:30.050", tz="UTC")
+    assert seconds_between(
+        tick, dt.datetime(2026, 12, 3, 15, 59, 33, 250000, tzinfo=dt.UTC)
+    ) == pytest.approx(3.2)
+    assert seconds_between(dt.datetime(2026, 12, 3, 16, 0, tzinfo=dt.UTC), tick) == pytest.approx(-29.95)
+    assert seconds_between(None, tick) is None
+    assert seconds_between(tick, pd.NaT) is None
+
+
+def test_return_correlations_pair_symbols_over_their_common_dates() -> None:
+    dates = pd.to_datetime(["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26"])
+    returns = pd.DataFrame(
+        {
+            "symbol": ["MSFT"] * 4 + ["AAPL"] * 4 + ["SPY"] * 2,
+            "trade_date": list(dates) * 2 + list(dates[:2]),
+            "r": [1.0, 2.0, 3.0, 4.0, -2.0, -4.0, -6.0, -8.0, 1.0, 5.0],
+        }
+    )
+    matrix = return_correlations(returns, "r")
+    assert list(matrix.index) == ["AAPL", "MSFT", "SPY"]
+    assert list(matrix.columns) == ["AAPL", "MSFT", "SPY"]
+    assert matrix.loc["AAPL", "MSFT"] == pytest.approx(-1.0)
+    assert matrix.loc["MSFT", "MSFT"] == pytest.approx(1.0)
+    assert matrix.loc["SPY", "AAPL"] == pytest.approx(-1.0)  # over the two dates both have
+    assert pd.isna(return_correlations(returns, "r", min_days=3).loc["SPY", "AAPL"])

@@ -14,7 +14,7 @@ from marketpulse_dev.localenv.process import free_port
 
 pytestmark = pytest.mark.s3
 
-PAGES = ["ohlc", "returns", "cumulative", "comparison", "volatility", "live", "health"]
+PAGES = ["ohlc", "returns", "cumulative", "comparison", "volatility", "correlation", "live", "health"]
 
 
 def run_page(app_path: Path, page: str, *, charts: bool = False) -> AppTest:
@@ -84,7 +84,7 @@ def test_a_bucket_where_nothing_was_published_yet_says_so_on_every_page(
     assert "latest/quotes.json" in message if page == "live" else "gold/_manifest.json" in message
 
 
-@pytest.mark.parametrize("page", ["ohlc", "returns", "cumulative", "comparison", "volatility"])
+@pytest.mark.parametrize("page", ["ohlc", "returns", "cumulative", "comparison", "volatility", "correlation"])
 def test_published_but_empty_gold_tables_say_that_no_rows_exist_yet(
     app_path: Path,
     dashboard_env: Callable[..., None],
@@ -108,7 +108,7 @@ def test_the_health_page_of_empty_gold_shows_zero_rows_and_a_stale_banner(
     dashboard_env(MARKETPULSE_WATCHLIST="AAPL")
     at = run_page(app_path, "health")
     assert {m.label: m.value for m in at.metric}["Gold rows"] == "0"
-    assert "**Stale symbols**: no 1-minute bar within 15.0 min for AAPL" in at.warning[0].value
+    assert "**Stale symbols**: no tick within 15.0 min for AAPL" in at.warning[0].value
     freshness = next(d.value for d in at.dataframe if "status" in d.value.columns)
     assert freshness[["symbol", "status"]].to_dict("records") == [{"symbol": "AAPL", "status": "no data"}]
 
@@ -116,11 +116,12 @@ def test_the_health_page_of_empty_gold_shows_zero_rows_and_a_stale_banner(
 @pytest.mark.parametrize(
     ("page", "widget"),
     [
-        ("ohlc", "ohlc_symbol"),
-        ("returns", "returns_symbols"),
-        ("cumulative", "cumulative_symbols"),
-        ("comparison", "comparison_symbols"),
-        ("volatility", "volatility_symbols"),
+        ("ohlc", "symbol"),
+        ("returns", "symbols"),
+        ("cumulative", "symbols"),
+        ("comparison", "symbols"),
+        ("volatility", "symbols"),
+        ("correlation", "symbols"),
     ],
 )
 def test_a_watchlist_symbol_without_rows_gets_a_warning_that_names_it(
@@ -138,8 +139,8 @@ def test_a_watchlist_symbol_without_rows_gets_a_warning_that_names_it(
         at.selectbox(key=widget).select("ZZZZ").run()
         assert not at.get("plotly_chart")
     else:
-        at.multiselect(key=widget).set_value(["AAPL", "ZZZZ"]).run()
-        assert len(at.get("plotly_chart")) == 1  # AAPL still drawn
+        at.multiselect(key=widget).set_value(["AAPL", "MSFT", "ZZZZ"]).run()
+        assert len(at.get("plotly_chart")) == 1  # AAPL and MSFT still drawn
     assert not at.exception
     assert "No rows for ZZZZ" in at.warning[0].value
 

@@ -25,6 +25,9 @@ COLUMN_TYPES = {
     "window_days": "integer",
     "volume": "bigint",
     "tick_count": "bigint",
+    "last_event_time": "timestamp_tz",
+    "last_ingest_time": "timestamp_tz",
+    "last_loaded_at": "timestamp_tz",
 }
 
 
@@ -77,7 +80,7 @@ def test_in_snowflake_mode_the_ohlc_and_comparison_pages_show_the_gold_schemas_r
 ) -> None:
     at = AppTest.from_file(str(app_path), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="ohlc_symbol").options == SYMBOLS
+    assert at.selectbox(key="symbol").options == SYMBOLS
     daily = snowflake_gold.table("ohlc_daily", "AAPL")
     shown = {m.label: m.value for m in at.metric}
     assert shown["Last close"] == f"{daily['close'].iloc[-1]:,.2f}"
@@ -85,7 +88,7 @@ def test_in_snowflake_mode_the_ohlc_and_comparison_pages_show_the_gold_schemas_r
     assert len(at.get("plotly_chart")) == 1
 
     start = daily["trade_date"].iloc[-5]
-    at.date_input(key="ohlc_range").set_value((start, daily["trade_date"].iloc[-1])).run()
+    at.date_input(key="dates").set_value((start, daily["trade_date"].iloc[-1])).run()
     assert {m.label: m.value for m in at.metric}["High"] == f"{daily['high'].iloc[-5:].max():,.2f}"
 
     at.switch_page("pages/volatility.py").run()

@@ -43,7 +43,7 @@ def test_dbt_build_passes_on_duckdb_from_a_clean_database_and_after_each_increme
         "model",
         "test",
     }
-    assert sum(1 for unique_id in clean.statuses if unique_id.startswith("model.")) == 12
+    assert sum(1 for unique_id in clean.statuses if unique_id.startswith("model.")) == 13
 
 
 def test_a_steady_cycle_runs_the_incremental_models_and_leaves_the_views_alone(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from marketpulse.dashboard.backends import DATE_COLUMNS
+from marketpulse.dashboard.backends import GOLD_RELATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "charts" / "marketpulse" / "files" / "dashboards"
@@ -53,7 +53,7 @@ def _gold_models(manifest: dict[str, Any]) -> set[str]:
 def test_the_streamlit_exposure_lists_exactly_the_gold_relations_the_dashboard_reads(
     manifest: dict[str, Any],
 ) -> None:
-    read = {f"model.marketpulse.{relation}" for relation in DATE_COLUMNS}
+    read = {f"model.marketpulse.{relation}" for relation in GOLD_RELATIONS}
     assert _depends_on(manifest, "streamlit_dashboard") == read
     assert read <= _gold_models(manifest)
 

@@ -12,6 +12,12 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not a dep
 
 # Same annualisation as dbt's var trading_days_per_year, so computed windows match gold's.
 TRADING_DAYS_PER_YEAR = 252
+BAR_LENGTH = pd.Timedelta(minutes=1)
+# The daily returns gold carries (returns_daily), by the name the pages offer them under.
+DAILY_RETURNS = {
+    "Close to close": "close_to_close_return_pct",
+    "Intraday (open to close)": "intraday_return_pct",
+}
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,7 @@ def rolling_volatility(returns_daily: pd.DataFrame, window_days: int) -> pd.Data
 
 
 def age_seconds(then: dt.datetime | pd.Timestamp | None, now: dt.datetime) -> float | None:
-    if then is None or pd.isna(then):
-        return None
-    stamp = pd.Timestamp(then)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
-    return float((pd.Timestamp(now) - stamp).total_seconds())
+    return seconds_between(then, now)
 
 
 def describe_age(seconds: float | None) -> str:
@@ -89,3 +91,37 @@ def describe_age(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f} {unit} ago"
     return f"{seconds:.0f} s ago"
+
+
+def forming_bars(bar_starts: pd.Series, built_at: dt.datetime | pd.Timestamp | None) -> pd.Series:
+    """Which 1-minute bars were still open when gold was built: their minute had not ended, so gold may
+    lack their last trades. Without a build time no bar is known to be forming."""
+    starts = pd.to_datetime(bar_starts, utc=True)
+    if built_at is None or pd.isna(built_at):
+        return pd.Series(False, index=bar_starts.index)
+    stamp = pd.Timestamp(built_at)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return (starts + BAR_LENGTH) > stamp
+
+
+def seconds_between(
+    earlier: dt.datetime | pd.Timestamp | None, later: dt.datetime | pd.Timestamp | None
+) -> float | None:
+    """later minus earlier in seconds; None when either is unknown (a tick gold does not have yet)."""
+    if earlier is None or later is None or pd.isna(earlier) or pd.isna(later):
+        return None
+    first, second = pd.Timestamp(earlier), pd.Timestamp(later)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first
+    second = second.tz_localize("UTC") if second.tzinfo is None else second
+    return float((second - first).total_seconds())
+
+
+def return_correlations(returns: pd.DataFrame, column: str, min_days: int = 2) -> pd.DataFrame:
+    """Pearson correlation of each pair of symbols' daily returns over the dates both have, as a
+    symbol-by-symbol matrix (sorted); a pair with fewer than `min_days` common dates is null."""
+    wide = returns.pivot_table(index="trade_date", columns="symbol", values=column, aggfunc="first")
+    wide = wide.reindex(sorted(wide.columns), axis=1)
+    matrix: pd.DataFrame = wide.corr(method="pearson", min_periods=min_days)
+    matrix.index.name = "symbol"
+    matrix.columns.name = None
+    return matrix

@@ -46,6 +46,14 @@ DATE_COLUMNS: dict[str, str] = {
     "index_base100": "trade_date",
     "moving_averages_daily": "trade_date",
 }
+# The newest tick per symbol (no date column): what the health page measures freshness with. Gold
+# published before it existed lacks it, and the page then falls back to the newest bar.
+LATEST_TICKS = "latest_ticks"
+# Every gold relation the dashboard reads (dbt's exposure `streamlit_dashboard` lists the same).
+GOLD_RELATIONS: tuple[str, ...] = (*DATE_COLUMNS, LATEST_TICKS)
+_TIMESTAMPS = frozenset(
+    {"bar_start", "last_bar_start", "last_loaded_at", "last_event_time", "last_ingest_time"}
+)
 _BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
 _MISSING_KEY = {"NoSuchKey", "NoSuchObject"}
 _MANIFEST_REUSE_SECONDS = 1.0
@@ -84,7 +92,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
         # Converting only what differs: DuckDB already answers with these types, Snowflake not.
         if column.endswith("_date") and not dtype.startswith("datetime64"):
             frame[column] = pd.to_datetime(frame[column])
-        elif column in ("bar_start", "last_bar_start", "last_loaded_at") and not dtype.endswith("UTC]"):
+        elif column in _TIMESTAMPS and not dtype.endswith("UTC]"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
@@ -140,15 +148,27 @@ class GoldBackend(abc.ABC):
         return sorted(str(s) for s in frame["symbol"])
 
     def freshness(self) -> pd.DataFrame:
-        """Per symbol: the newest 1-minute bar and the newest trading date in gold."""
+        """Per symbol: the newest trading date, the newest 1-minute bar (its ticks and close so far) and,
+        when gold has `latest_ticks`, the newest tick's event, ingest and load times."""
         daily, minute = self._relation("ohlc_daily"), self._relation("ohlc_1m")
+        ticks = self._relation(LATEST_TICKS) if LATEST_TICKS in self.status().rows else None
+        tick_columns = (
+            ", t.last_event_time, t.last_ingest_time, t.last_loaded_at as last_tick_loaded_at"
+            if ticks
+            else ""
+        )
+        tick_join = f"left join {ticks} as t on t.symbol = coalesce(d.symbol, m.symbol)" if ticks else ""
         # One round trip: the health page refreshes often and Snowflake charges per query.
         sql = f"""
-            select coalesce(d.symbol, m.symbol) as symbol, d.last_trade_date, m.last_bar_start
+            select
+                coalesce(d.symbol, m.symbol) as symbol, d.last_trade_date, m.last_bar_start,
+                b.tick_count as last_bar_ticks, b.close as last_bar_close{tick_columns}
             from (select symbol, max(trade_date) as last_trade_date from {daily} group by symbol) as d
             full outer join (
                 select symbol, max(bar_start) as last_bar_start from {minute} group by symbol
             ) as m on d.symbol = m.symbol
+            left join {minute} as b on b.symbol = m.symbol and b.bar_start = m.last_bar_start
+            {tick_join}
             order by 1
         """  # noqa: S608
         return _normalise(self._run(sql, []))
@@ -277,16 +297,17 @@ class ParquetGoldBackend(GoldBackend):
                 return loaded[1]
             key = f"{GOLD_PREFIX}{table}.parquet"
             data = self._get(key)
+            order = ["symbol", *([DATE_COLUMNS[table]] if table in DATE_COLUMNS else [])]
             try:
                 rows = pq.read_table(pa.BufferReader(data))
-                rows = rows.sort_by([("symbol", "ascending"), (DATE_COLUMNS[table], "ascending")])
+                rows = rows.sort_by([(column, "ascending") for column in order])
             except (pa.ArrowException, KeyError) as exc:
                 raise DataError(
                     Problem.QUERY_FAILED,
                     f"{key} in bucket {self.store.bucket!r} is not readable gold Parquet with columns "
-                    f"symbol and {DATE_COLUMNS[table]}: {exc}",
+                    f"{' and '.join(order)}: {exc}",
                 ) from None
-            # `table` is one of DATE_COLUMNS' names (checked against the manifest above).
+            # `table` is one of GOLD_RELATIONS (the callers' names, checked against the manifest above).
             self._con.register(table, rows)
             self._tables[table] = (version, rows)
         return rows
@@ -457,12 +478,12 @@ class SnowflakeGoldBackend(GoldBackend):
 
     def status(self) -> GoldStatus:
         rows: dict[str, int] = {}
-        for table in DATE_COLUMNS:
+        for table in GOLD_RELATIONS:
             try:
                 frame = self._run(f"select count(*) as n from {self._relation(table)}", [])  # noqa: S608
             except DataError as exc:
                 if exc.problem is Problem.NOT_PUBLISHED:
-                    continue  # optional relations (moving averages) may not exist
+                    continue  # optional relations (moving averages, latest ticks) may not exist
                 raise
             rows[table] = int(frame["n"].iloc[0])
         if not rows:

@@ -5,32 +5,46 @@ from __future__ import annotations
 import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not a dependency yet
 import plotly.graph_objects as go  # type: ignore[import-untyped]  # plotly ships no type hints
 
-from marketpulse.dashboard.analytics import Trend
-
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "hovermode": "x unified", "height": 480}
 
 
-def candlestick(bars: pd.DataFrame, x: str, ma_window: int, trend: Trend | None, title: str) -> go.Figure:
-    figure = go.Figure(
-        go.Candlestick(
-            x=bars[x],
-            open=bars["open"],
-            high=bars["high"],
-            low=bars["low"],
-            close=bars["close"],
-            name="OHLC",
-        )
-    )
+def candlestick(bars: pd.DataFrame, x: str, ma_window: int, title: str) -> go.Figure:
+    """Candles from `bars` (open/high/low/close, a `forming` flag, `moving_average` and `trend`
+    columns); a forming bar is drawn apart, greyed, since its minute had not ended."""
+    closed, forming = bars[~bars["forming"]], bars[bars["forming"]]
+    figure = go.Figure(_candles(closed, x, "OHLC"))
+    if not forming.empty:
+        grey = {"line": {"color": "grey"}, "fillcolor": "rgba(128, 128, 128, 0.4)"}
+        figure.add_trace(_candles(forming, x, "Forming bar", increasing=grey, decreasing=grey))
     figure.add_trace(go.Scatter(x=bars[x], y=bars["moving_average"], name=f"SMA {ma_window}", mode="lines"))
-    if trend is not None:
+    if bars["trend"].notna().any():
         figure.add_trace(
-            go.Scatter(x=bars[x], y=trend.fitted, name="Linear trend", mode="lines", line={"dash": "dash"})
+            go.Scatter(x=bars[x], y=bars["trend"], name="Linear trend", mode="lines", line={"dash": "dash"})
         )
     figure.update_layout(title=title, xaxis_rangeslider_visible=False, yaxis_title="Price", **_LAYOUT)
-    if x == "trade_date":
+    daily = x == "trade_date"
+    # A date axis whose range spans the bars plus half a bar each side: with Plotly's own range a
+    # single candle sits on an axis a fraction of a millisecond wide.
+    half_bar = pd.Timedelta(hours=12) if daily else pd.Timedelta(seconds=30)
+    times = pd.to_datetime(bars[x])
+    if not times.empty:
+        figure.update_xaxes(type="date", range=[times.min() - half_bar, times.max() + half_bar])
+    if daily:
         # Daily bars exist on trading days only; hide weekends instead of drawing gaps.
         figure.update_xaxes(rangebreaks=[{"bounds": ["sat", "mon"]}])
     return figure
+
+
+def _candles(bars: pd.DataFrame, x: str, name: str, **style: object) -> go.Candlestick:
+    return go.Candlestick(
+        x=bars[x],
+        open=bars["open"],
+        high=bars["high"],
+        low=bars["low"],
+        close=bars["close"],
+        name=name,
+        **style,
+    )
 
 
 def returns_histogram(returns: pd.DataFrame, column: str, title: str) -> go.Figure:
@@ -51,4 +65,27 @@ def lines(frame: pd.DataFrame, y: str, title: str, y_title: str, reference: floa
     if reference is not None:
         figure.add_hline(y=reference, line={"dash": "dot", "color": "grey"})
     figure.update_layout(title=title, yaxis_title=y_title, **_LAYOUT)
+    return figure
+
+
+def correlation_heatmap(matrix: pd.DataFrame, title: str) -> go.Figure:
+    """A symbol-by-symbol matrix of correlations in [-1, 1], each cell labelled with its value."""
+    values = matrix.to_numpy(dtype=float)
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=[str(c) for c in matrix.columns],
+            y=[str(i) for i in matrix.index],
+            zmin=-1,
+            zmax=1,
+            zmid=0,
+            colorscale="RdBu",
+            text=[[f"{v:.2f}" if v == v else "" for v in row] for row in values],  # NaN != NaN: no label
+            texttemplate="%{text}",
+            colorbar={"title": {"text": "Correlation"}},
+            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=title, **(_LAYOUT | {"hovermode": "closest"}))
+    figure.update_yaxes(autorange="reversed")  # the first symbol on top, as in a table
     return figure

@@ -125,6 +125,17 @@ def expected_gold(rows: Sequence[Row]) -> dict[str, pd.DataFrame]:
         average_frames.append(frame.dropna(subset=["sma"]))
     averages = pd.concat(average_frames, ignore_index=True)
 
+    latest = (
+        ticks.groupby("symbol", sort=True)
+        .agg(
+            last_event_time=("event_time", "max"),
+            last_ingest_time=("ingest_time", "max"),
+            last_loaded_at=("_loaded_at", "max"),
+            tick_count=("price", "size"),
+        )
+        .reset_index()
+    )
+
     return {
         "ohlc_1m": ohlc_1m,
         "ohlc_daily": ohlc_daily,
@@ -133,6 +144,7 @@ def expected_gold(rows: Sequence[Row]) -> dict[str, pd.DataFrame]:
         "volatility_rolling": volatility,
         "index_base100": index,
         "moving_averages_daily": averages,
+        "latest_ticks": latest,
     }
 
 
@@ -157,6 +169,7 @@ GOLD: dict[str, tuple[list[str], list[str], list[str]]] = {
     "volatility_rolling": (["symbol", "trade_date", "window_days"], [], ["annualized_volatility"]),
     "index_base100": (["symbol", "trade_date"], [], ["index_value"]),
     "moving_averages_daily": (["symbol", "trade_date", "window_days"], ["close"], ["sma"]),
+    "latest_ticks": (["symbol"], ["last_event_time", "last_ingest_time", "last_loaded_at", "tick_count"], []),
 }
 
 
@@ -172,7 +185,15 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
         series = frame[column]
         if column in ("trade_date", "base_date"):
             frame[column] = pd.to_datetime(series).dt.date
-        elif column in ("bar_start", "event_time", "loaded_at", "last_loaded_at", "ingest_time"):
+        elif column in (
+            "bar_start",
+            "event_time",
+            "loaded_at",
+            "last_loaded_at",
+            "ingest_time",
+            "last_event_time",
+            "last_ingest_time",
+        ):
             frame[column] = pd.to_datetime(series, utc=True)
         elif series.dtype == object and series.map(lambda v: hasattr(v, "as_tuple")).any():
             frame[column] = pd.to_numeric(series.map(lambda v: None if v is None else float(v)))

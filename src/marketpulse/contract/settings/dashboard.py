@@ -24,6 +24,8 @@ class DashboardSettings(CommonSettings, S3Settings, WarehouseSettings):
     dashboard_port: int = Field(8501, ge=1, le=65535)
     # The archive rewrites latest/quotes.json about every 2 s.
     dashboard_quotes_refresh_seconds: float = Field(2.0, gt=0)
+    # The health page reruns itself this often (its queries are cached for 10 s).
+    dashboard_health_refresh_seconds: float = Field(10.0, gt=0)
     # Older than this, the health page raises the stale banner.
     dashboard_stale_after_seconds: float = Field(900.0, gt=0)
 

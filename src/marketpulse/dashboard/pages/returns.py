@@ -6,9 +6,7 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas-stubs is not a dep
 import streamlit as st
 
 from marketpulse.dashboard import charts, data, ui
-from marketpulse.dashboard.analytics import return_summary
-
-RETURNS = {"Close to close": "close_to_close_return_pct", "Intraday (open to close)": "intraday_return_pct"}
+from marketpulse.dashboard.analytics import DAILY_RETURNS, return_summary
 
 settings = ui.settings()
 st.title("Daily returns")
@@ -17,9 +15,9 @@ with ui.explain_data_errors():
     symbols = data.symbols(settings)
 if not symbols:
     ui.stop_with_info(ui.empty_table("returns_daily"))
-chosen = ui.pick_symbols(symbols, key="returns_symbols", default_count=3)
-kind = st.radio("Return", list(RETURNS), horizontal=True, key="returns_kind")
-column = RETURNS[kind]
+chosen = ui.pick_symbols(symbols, default_count=3)
+kind = ui.pick_option("Return", list(DAILY_RETURNS), key="kind")
+column = DAILY_RETURNS[kind]
 
 with ui.explain_data_errors():
     returns = data.load(settings, "returns_daily", tuple(chosen))
@@ -30,16 +28,17 @@ if missing:
     st.warning(ui.no_rows_for(missing, "returns_daily"), icon=":material/warning:")
 
 first, last = ui.first_last_dates(returns)
-start, end = ui.pick_date_range(first, last, key="returns_range")
-returns = ui.in_range(returns, "trade_date", start, end)
+start, end = ui.pick_date_range(first, last)
+shown = ui.in_range(returns, "trade_date", start, end)[["symbol", "trade_date", column]]
 
 st.plotly_chart(
-    charts.returns_histogram(returns, column, f"{kind} returns, {start} to {end}"),
+    charts.returns_histogram(shown, column, f"{kind} returns, {start} to {end}"),
     width="stretch",
     key="returns_chart",
 )
+ui.download_csv(shown, f"returns-{column}-{start}-{end}", key="returns_csv")
 summary = pd.DataFrame(
-    [{"symbol": symbol, **return_summary(group[column])} for symbol, group in returns.groupby("symbol")]
+    [{"symbol": symbol, **return_summary(group[column])} for symbol, group in shown.groupby("symbol")]
 )
 st.subheader("Summary")
 st.dataframe(

@@ -14,8 +14,8 @@ with ui.explain_data_errors():
     symbols = data.symbols(settings)
 if not symbols:
     ui.stop_with_info(ui.empty_table("volatility_rolling"))
-chosen = ui.pick_symbols(symbols, key="volatility_symbols")
-window = int(st.slider("Window (trading days)", 5, 60, 20, key="volatility_window"))
+chosen = ui.pick_symbols(symbols)
+window = ui.pick_whole_number("Window (trading days)", 5, 60, 20, key="window", slider=True)
 
 with ui.explain_data_errors():
     gold = data.load(settings, "volatility_rolling", tuple(chosen))
@@ -47,13 +47,20 @@ if missing:
         icon=":material/warning:",
     )
 
-frame = frame.assign(volatility_pct=frame["annualized_volatility"].astype(float) * 100)
-latest = frame.sort_values("trade_date").groupby("symbol").tail(1).sort_values("symbol")
+# Windows are computed over the whole history; the range only chooses which dates are drawn.
+first, last = ui.first_last_dates(frame)
+start, end = ui.pick_date_range(first, last)
+frame = ui.in_range(frame, "trade_date", start, end)
+shown = frame.assign(volatility_pct=frame["annualized_volatility"].astype(float) * 100)[
+    ["symbol", "trade_date", "window_days", "volatility_pct"]
+]
+latest = shown.sort_values("trade_date").groupby("symbol").tail(1).sort_values("symbol")
 cols = st.columns(min(len(latest), 6) or 1)
 for i, row in enumerate(latest.itertuples()):
     cols[i % len(cols)].metric(str(row.symbol), f"{float(row.volatility_pct):.2f} %")
 st.plotly_chart(
-    charts.lines(frame, "volatility_pct", f"{window}-day annualised volatility", "Volatility (%)"),
+    charts.lines(shown, "volatility_pct", f"{window}-day annualised volatility", "Volatility (%)"),
     width="stretch",
     key="volatility_chart",
 )
+ui.download_csv(shown, f"volatility-{window}d-{start}-{end}", key="volatility_csv")
