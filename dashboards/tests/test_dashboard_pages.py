@@ -169,8 +169,13 @@ def test_a_single_daily_candle_gets_a_day_wide_axis_not_a_fraction_of_a_millisec
     dashboard_env()
     at = AppTest.from_file(str(app_path), default_timeout=60).run()
     assert not at.exception
-    start, end = (pd.Timestamp(t) for t in figure(at)["layout"]["xaxis"]["range"])
+    spec = figure(at)
+    start, end = (pd.Timestamp(t) for t in spec["layout"]["xaxis"]["range"])
     assert end - start == pd.Timedelta(days=1)
+    # The candle is a day wide: an invisible one a day before sets Plotly's candle spacing.
+    candle, spacer = (t for t in spec["data"] if t["type"] == "candlestick")
+    assert pd.Timestamp(candle["x"][0]) - pd.Timestamp(spacer["x"][0]) == pd.Timedelta(days=1)
+    assert (spacer["showlegend"], spacer["hoverinfo"]) == (False, "skip")
 
 
 def test_one_minute_bars_show_the_last_trading_day_and_mark_the_bar_still_forming(

@@ -25,10 +25,15 @@ def candlestick(bars: pd.DataFrame, x: str, ma_window: int, title: str) -> go.Fi
     daily = x == "trade_date"
     # A date axis whose range spans the bars plus half a bar each side: with Plotly's own range a
     # single candle sits on an axis a fraction of a millisecond wide.
-    half_bar = pd.Timedelta(hours=12) if daily else pd.Timedelta(seconds=30)
+    bar = pd.Timedelta(days=1) if daily else pd.Timedelta(minutes=1)
     times = pd.to_datetime(bars[x])
     if not times.empty:
-        figure.update_xaxes(type="date", range=[times.min() - half_bar, times.max() + half_bar])
+        figure.update_xaxes(type="date", range=[times.min() - bar / 2, times.max() + bar / 2])
+    if times.nunique() == 1:
+        # Plotly sizes candles by the smallest gap between two of them; with a single one it falls
+        # back to one axis unit, a millisecond on a date axis. An invisible candle a bar away gives
+        # it a bar's width.
+        figure.add_trace(_spacer(bars.iloc[[0]], x, bar))
     if daily:
         # Daily bars exist on trading days only; hide weekends instead of drawing gaps.
         figure.update_xaxes(rangebreaks=[{"bounds": ["sat", "mon"]}])
@@ -45,6 +50,13 @@ def _candles(bars: pd.DataFrame, x: str, name: str, **style: object) -> go.Candl
         name=name,
         **style,
     )
+
+
+def _spacer(bar: pd.DataFrame, x: str, length: pd.Timedelta) -> go.Candlestick:
+    hidden = {"line": {"width": 0, "color": "rgba(0, 0, 0, 0)"}, "fillcolor": "rgba(0, 0, 0, 0)"}
+    spacer = _candles(bar.assign(**{x: pd.to_datetime(bar[x]) - length}), x, "", increasing=hidden)
+    spacer.update(decreasing=hidden, hoverinfo="skip", showlegend=False)
+    return spacer
 
 
 def returns_histogram(returns: pd.DataFrame, column: str, title: str) -> go.Figure:

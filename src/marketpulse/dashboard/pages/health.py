@@ -122,14 +122,14 @@ def health() -> None:
             [
                 "symbol",
                 "status",
-                "last_trade_date",
                 "last_event_time",
                 "tick_age_s",
                 "tick_to_gold_s",
-                "last_quote",
-                "gold_behind_quotes_s",
                 "last_bar_start",
                 "last_bar",
+                "last_quote",
+                "gold_behind_quotes_s",
+                "last_trade_date",
             ]
         ],
         hide_index=True,

@@ -70,7 +70,8 @@ cols[4].metric(
     f"{trend.slope_per_bar:+,.4f}" if trend else "n/a",
     help="Slope of the least-squares line.",
 )
-title = f"{symbol} · {granularity.lower()} bars · {start} to {end}"
+span = f"{start} to {end}" if granularity == "Daily" else f"trading date {end}"
+title = f"{symbol} · {granularity.lower()} bars · {span}"
 shown = bars[[x, "open", "high", "low", "close", "volume", "moving_average", "trend", "forming"]]
 st.plotly_chart(charts.candlestick(shown, x, ma_window, title), width="stretch", key="ohlc_chart")
 forming = bars[bars["forming"]]
