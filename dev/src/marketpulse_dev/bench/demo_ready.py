@@ -189,7 +189,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--fresh", action="store_true", help="start from an empty data directory")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--screenshots", type=Path)
+    parser.add_argument("--screenshots", type=Path, help="save a PNG of every page here once ready")
+    parser.add_argument(
+        "--then-wait", type=float, default=0, help="seconds of live ticks before the screenshots"
+    )
     args = parser.parse_args()
     log = args.data_dir.with_suffix(".log")
     times: dict[str, float] = {}
@@ -211,6 +214,7 @@ def main() -> int:
             time.sleep(1)
         result: dict[str, Any] = {"seconds": times, "gold": last}
         if "ready" in times and args.screenshots is not None:
+            time.sleep(args.then_wait)
             result["screenshots"] = screenshots(args.port, args.screenshots)
     print(json.dumps(result, indent=2, default=str))
     return 0 if "ready" in times else 1
