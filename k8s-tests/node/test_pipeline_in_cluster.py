@@ -6,6 +6,8 @@ workload runs as a pod of the workloads image, against Kafka and S3 on the node'
 from __future__ import annotations
 
 import io
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -79,6 +81,16 @@ def live_page(browser: Any, url: str) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+def chart_test(release: Release, pipeline: str) -> subprocess.CompletedProcess[str]:
+    """`helm test` of the release with `pipeline` in tests.dashboards; the release's values after."""
+    release.upgrade({**release.values, "tests": {"dashboards": [pipeline]}})
+    try:
+        argv = [release.helm, "test", release.name, "-n", release.namespace, "--logs", "--timeout", "150s"]
+        return release.cluster.run(argv, timeout=200, check=False)
+    finally:
+        release.upgrade(release.values)
+
+
 @pytest.fixture
 def lab(release: Release) -> Iterator[str]:
     """The pipeline's name; deleted afterwards, since the node's 2 CPUs hold one pipeline's requests."""
@@ -102,6 +114,7 @@ def test_an_applied_pipeline_runs_every_workload_as_a_ready_pod_and_delivers_gol
     )
     health = httpx.get(release.service_url("lab-dashboard", "/_stcore/health"), timeout=10)
     page = live_page(browser, release.service_url("lab-dashboard", "/live"))
+    helm_test = chart_test(release, "lab")
 
     print(f"apply -> phase Ready in {ready_after:.1f}s")
     components = sorted(p.metadata.labels["app.kubernetes.io/component"] for p in pods)
@@ -112,6 +125,11 @@ def test_an_applied_pipeline_runs_every_workload_as_a_ready_pod_and_delivers_gol
     assert symbols >= WATCHLIST
     assert health.status_code == 200, health.text
     assert health.text == "ok"
+    # `helm test`: the chart's test pod, on this node under the restricted standard, reached the dashboard.
+    assert helm_test.returncode == 0, helm_test.stdout + helm_test.stderr
+    assert re.search(r"Phase:\s+Succeeded", helm_test.stdout), helm_test.stdout
+    assert "ok http://lab-dashboard." in helm_test.stdout, helm_test.stdout
+    assert "1/1 dashboards answer" in helm_test.stdout, helm_test.stdout
     # Headless Chromium through the Service: Streamlit's websocket works through kube-proxy too.
     assert page["exceptions"] == [], page
     assert "Live quotes" in page["title"], page
