@@ -5,6 +5,14 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo` and `make backfill` run from a virtualenv of their own with the runtime dependencies only
+# (the product and the harness, no test or lint tools), at the lock's versions.
+DEMO_VENV := .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
+DEMO_STAMP := $(DEMO_VENV)/.installed
+# The lock's versions, checked against its hashes; the projects themselves (editable) add no dependency,
+# so `pip check` fails when pyproject.toml asks for something the lock does not pin.
+LOCKED := --quiet --require-hashes --no-deps --requirement requirements.lock
 
 .PHONY: help install lint format test test-fast components image demo backfill kind-up kind-down dev-up dev-status dev-down lock clean bench
 
@@ -14,8 +22,19 @@ help:  ## List the targets.
 $(STAMP): pyproject.toml dev/pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; MarketPulse needs Python 3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]' --editable ./dev
+	$(BIN)/pip install $(LOCKED)
+	$(BIN)/pip install --quiet --no-deps --editable . --editable ./dev
+	$(BIN)/pip check
+	@touch $@
+
+$(DEMO_STAMP): pyproject.toml dev/pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; MarketPulse needs Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(DEMO_VENV)
+	@# Only what the two projects' runtime dependencies pull in, each at its locked version (the lock's
+	@# hashes dropped: pip would take them as hash-checking mode, which ranges and editables fail).
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements.lock > $(DEMO_VENV)/constraints.txt
+	$(DEMO_BIN)/pip install --quiet --constraint $(DEMO_VENV)/constraints.txt --editable . --editable ./dev
+	$(DEMO_BIN)/pip check
 	@touch $@
 
 install: $(STAMP)  ## Create .venv with pinned dependencies.
@@ -25,6 +44,9 @@ lint: $(STAMP)  ## ruff (lint + format check), mypy and the import layers (impor
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/pip check
+	$(BIN)/deptry .
+	cd dev && ../$(BIN)/deptry .
 
 format: $(STAMP)  ## Apply ruff's formatting and safe fixes.
 	$(BIN)/ruff format .
@@ -56,15 +78,15 @@ image: $(STAMP)  ## Build both images (workloads, operator) with buildah, no Doc
 
 DEMO_PIPELINE ?= operator/config/samples/stockpipeline-local-demo.yaml
 
-demo: $(STAMP)  ## The whole pipeline on this machine, dashboard on http://127.0.0.1:8501 (Ctrl-C stops it).
-	$(BIN)/marketpulse dev obtain --only kafka,s3
-	$(BIN)/marketpulse run -f $(DEMO_PIPELINE) --backfill-days 90
+demo: $(DEMO_STAMP)  ## The whole pipeline on this machine, dashboard on http://127.0.0.1:8501 (Ctrl-C stops it).
+	$(DEMO_BIN)/marketpulse dev obtain --only kafka,s3
+	$(DEMO_BIN)/marketpulse run -f $(DEMO_PIPELINE) --backfill-days 90
 
-backfill: $(STAMP)  ## One batch run: 200k synthetic ticks over 30 simulated trading days, transform once, exit.
-	$(BIN)/marketpulse dev obtain --only kafka,s3
-	$(BIN)/marketpulse run -f $(DEMO_PIPELINE) --once --ticks 200000 --days 30 --data-dir .marketpulse/data/backfill
+backfill: $(DEMO_STAMP)  ## One batch run: 200k synthetic ticks over 30 simulated trading days, transform once, exit.
+	$(DEMO_BIN)/marketpulse dev obtain --only kafka,s3
+	$(DEMO_BIN)/marketpulse run -f $(DEMO_PIPELINE) --once --ticks 200000 --days 30 --data-dir .marketpulse/data/backfill
 
-bench: $(STAMP)  ## Benchmarks against ARCHITECTURE §6, each beside a baseline; results in bench/results/.
+bench: $(STAMP)  ## Benchmarks against the targets in docs/architecture.md, each beside a baseline; results in bench/results/.
 	$(BIN)/marketpulse dev obtain --only kafka,s3
 	$(BIN)/marketpulse bench
 
@@ -87,13 +109,16 @@ dev-status: $(STAMP)
 dev-down: $(STAMP)  ## Stop what dev-up started.
 	$(BIN)/marketpulse dev down
 
-lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtualenv.
-	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet '.[dev]' ./dev
-	{ echo "# Exact versions CI installs; regenerate with 'make lock'."; \
-	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^marketpulse'; } > requirements.lock
+lock:  ## Re-resolve requirements.lock (with hashes) from requirements.in; pins already there are kept.
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet 'pip-tools>=7.6,<8'
+	.lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --output-file requirements.lock requirements.in
 	rm -rf .lock-venv
+	@# The two projects are installed from the work tree, not the lock (pip cannot hash an editable).
+	awk '/^# WARNING: pip install will require/ || /^# Consider using a hashable URL/ { next } \
+	  /^-e / { skip = 1; next } skip && /^ / { next } { skip = 0; print }' requirements.lock > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
 
 clean:  ## Remove the virtualenv and local state (not the per-machine component cache).
 	-$(BIN)/marketpulse dev down
-	rm -rf $(VENV) .marketpulse
+	rm -rf $(VENV) $(DEMO_VENV) .marketpulse
