@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from marketpulse.cli import app
 from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.gobuild import GoBuild, render_go_mod, render_tools_go
 from marketpulse_dev.localenv.kube import KUBERNETES, STAGING_MODULES
+from marketpulse_dev.localenv.node import remove_cgroup_dir
 from marketpulse_dev.localenv.process import ManagedProcess, free_port, pid_alive, run_step, wait_for
 from marketpulse_dev.localenv.stack import DevStack, parse_only
 from marketpulse_dev.localenv.versions import staging_version
@@ -191,3 +193,27 @@ def test_a_private_file_is_created_with_mode_0600_not_narrowed_afterwards(
 
     assert modes == [0o600]
     assert _mode(tmp_path / "key.p8") == 0o600
+
+
+def test_a_cgroup_directory_that_stays_busy_is_asked_again_for_about_two_seconds_then_left(
+    tmp_path: Path,
+) -> None:
+    busy = tmp_path / "busy"
+    (busy / "child").mkdir(parents=True)  # rmdir refuses a directory that is not empty, as a busy cgroup
+    started = time.monotonic()
+    remove_cgroup_dir(busy)  # gives up quietly: the caller goes on with the other leftovers
+    assert 1.5 < time.monotonic() - started < 5
+    assert busy.is_dir()
+
+
+def test_a_cgroup_directory_freed_while_it_is_asked_again_is_removed(tmp_path: Path) -> None:
+    freed = tmp_path / "freed"
+    (freed / "child").mkdir(parents=True)
+    timer = threading.Timer(0.3, (freed / "child").rmdir)
+    timer.start()
+    started = time.monotonic()
+    remove_cgroup_dir(freed)
+    timer.join()
+    assert not freed.exists()
+    assert time.monotonic() - started < 1.5, "removed on the first try after it was freed"
+    remove_cgroup_dir(freed)  # gone already: nothing to do, at once

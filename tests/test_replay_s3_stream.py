@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -15,9 +17,11 @@ from minio import Minio
 from marketpulse.contract.ticks import Tick
 from marketpulse.sources.base import BadRecord
 from marketpulse.sources.replay import ReplaySource, local_opener
+from marketpulse.storage import StorageUnavailableError
 from marketpulse.storage.ranged import RangedObjectReader
 from marketpulse.storage.s3 import minio_client
 from marketpulse_dev.localenv.s3 import S3Server
+from marketpulse_dev.reliability.http_faults import HttpFaultProxy
 
 pytestmark = pytest.mark.s3
 
@@ -69,6 +73,47 @@ def test_a_replay_from_s3_in_small_windows_yields_what_the_file_yields_from_disk
     assert from_s3 == from_disk
     assert readers[0].size == len(data)
     assert readers[0].read(1) == b""  # read to the end
+
+
+@pytest.fixture
+def throttled(client: Minio, s3_server: S3Server) -> Iterator[tuple[HttpFaultProxy, Minio, str, bytes]]:
+    """A 3000-byte object in a fresh bucket, and a client that reaches it through a proxy that can
+    answer for S3 (503 SlowDown)."""
+    bucket, data = f"mp-replay-{uuid.uuid4().hex[:8]}", ndjson(60)[:3000]
+    client.make_bucket(bucket)
+    client.put_object(bucket, "ticks.ndjson", io.BytesIO(data), len(data))
+    with HttpFaultProxy("127.0.0.1", s3_server.port) as proxy:
+        yield proxy, minio_client(proxy.endpoint, s3_server.access_key, s3_server.secret_key), bucket, data
+
+
+def test_a_window_throttled_twice_is_fetched_again_and_the_stream_is_whole(
+    throttled: tuple[HttpFaultProxy, Minio, str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy, client, bucket, data = throttled
+    caplog.set_level(logging.WARNING, logger="marketpulse.storage.ranged")
+    reader = RangedObjectReader(client, bucket, "ticks.ndjson", window=1000)
+    proxy.fail(times=2, status=503, methods={"GET"}, query="ticks.ndjson")
+    assert b"".join(iter(lambda: reader.read(), b"")) == data
+    assert proxy.answered == 2
+    retries = [r for r in caplog.records if r.getMessage() == "S3 read failed; retrying"]
+    assert [(r.object, r.offset, r.attempt, r.retry_in_s) for r in retries] == [  # type: ignore[attr-defined]
+        (f"s3://{bucket}/ticks.ndjson", 0, 1, 0.5),
+        (f"s3://{bucket}/ticks.ndjson", 0, 2, 1.0),
+    ]
+    assert all("SlowDown" in r.error for r in retries)  # type: ignore[attr-defined]
+
+
+def test_a_window_that_stays_throttled_gives_up_after_its_tries_naming_the_object(
+    throttled: tuple[HttpFaultProxy, Minio, str, bytes],
+) -> None:
+    proxy, client, bucket, data = throttled
+    reader = RangedObjectReader(client, bucket, "ticks.ndjson", window=1000, attempts=3)
+    proxy.fail(times=1000, status=503, methods={"GET"}, query="ticks.ndjson")
+    with pytest.raises(StorageUnavailableError, match=rf"^s3://{bucket}/ticks\.ndjson: .*SlowDown"):
+        reader.read()
+    assert proxy.answered == 3, "three tries, then the error"
+    proxy.clear()
+    assert b"".join(iter(lambda: reader.read(), b"")) == data, "a later read fetches the same window again"
 
 
 def test_a_missing_object_is_refused_naming_the_uri(

@@ -9,11 +9,15 @@ cure (`is_transient`) is fetched again, with backoff, before the read gives up.
 
 from __future__ import annotations
 
+import logging
+
 import tenacity
 from minio import Minio
 
 from marketpulse.storage.object_store import StorageUnavailableError
 from marketpulse.storage.s3 import is_transient, short
+
+log = logging.getLogger(__name__)
 
 WINDOW_BYTES = 4 << 20
 
@@ -29,14 +33,15 @@ class RangedObjectReader:
             retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, Exception) and is_transient(exc)),
             stop=tenacity.stop_after_attempt(attempts),
             wait=tenacity.wait_exponential(multiplier=0.5, max=8),
+            before_sleep=self._log_retry,
             reraise=True,
         )
-        stat = self._retrying(client.stat_object, bucket, key)
-        self.size = stat.size or 0
-        self.version_id = stat.version_id
         self._position = 0  # of the next window to fetch
         self._buffer = b""
         self._offset = 0  # into the buffer
+        stat = self._retrying(client.stat_object, bucket, key)
+        self.size = stat.size or 0
+        self.version_id = stat.version_id
 
     def read(self, size: int = -1, /) -> bytes:
         """Up to `size` bytes (a window at most; -1: what is left of this window); b"" at the end."""
@@ -63,6 +68,19 @@ class RangedObjectReader:
             )
         self._position += len(data)
         return data
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "S3 read failed; retrying",
+            extra={
+                "object": f"s3://{self.bucket}/{self.key}",
+                "offset": self._position,
+                "error": short(error) if isinstance(error, Exception) else str(error),
+                "attempt": state.attempt_number,
+                "retry_in_s": round(state.upcoming_sleep, 3),
+            },
+        )
 
     def _get(self, offset: int, length: int) -> bytes:
         response = self.client.get_object(

@@ -114,10 +114,13 @@ class HttpFaultProxy:
                 with proxy._lock:
                     proxy.forwarded += 1
                 self.send_response(response.status, response.reason)
+                # A HEAD's Content-Length is the object's size, not that of the (empty) body.
+                keep_length = self.command == "HEAD"
                 for key, value in response.getheaders():
-                    if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                    if key.lower() not in _HOP_BY_HOP and (keep_length or key.lower() != "content-length"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                if not keep_length:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
