@@ -313,6 +313,9 @@ class FinnhubSource:
 
     async def _websocket_loop(self, ws_down: asyncio.Event) -> None:
         url = with_token(self.ws_url, self.api_key)
+        # Not tenacity: this reconnects for as long as the source runs, and a connection that lasted
+        # `stable_seconds` starts the backoff over, which tenacity's per-call try count cannot do
+        # (jd/tenacity#225); the server's Retry-After is a floor under the jittered wait.
         attempt = 0
         while True:
             connected_at: float | None = None
