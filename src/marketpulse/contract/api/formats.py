@@ -102,3 +102,24 @@ def label_problems(labels: dict[str, str], where: str) -> list[str]:
                 f"'-', '_' or '.', beginning and ending with a letter or digit), got {_shown(value)}"
             )
     return problems
+
+
+# --- durations: hours, minutes and seconds, in that order, as both Go (CEL) and Prometheus read them -
+DURATION = "^([0-9]{1,3}h)?([0-9]{1,4}m)?([0-9]{1,5}s)?$"
+_DURATION_PARTS = re.compile(r"([0-9]+)([hms])")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> int | None:
+    """`1h30m` → 5400; None when the text is not such a duration (e.g. `5 minutes`, `-5m`, `1000d`)."""
+    if not text or not re.fullmatch(DURATION, text):
+        return None
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PARTS.findall(text))
+
+
+def prometheus_duration(seconds: int) -> str:
+    """Seconds → the shortest duration Prometheus reads back exactly: 300 → `5m`, 5400 → `1h30m`."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    return text or "0s"

@@ -29,6 +29,7 @@ from marketpulse.contract.api.base import (
 )
 from marketpulse.contract.api.formats import (
     CRON_SCHEDULE,
+    DURATION,
     LABEL_VALUE,
     MAX_EXTRA_LABELS,
     QUALIFIED_NAME,
@@ -36,6 +37,7 @@ from marketpulse.contract.api.formats import (
     RESERVED_LABEL_KEY,
     TIME_ZONES,
     cel_string_list,
+    duration_seconds,
     s3_bucket_name_ok,
 )
 from marketpulse.contract.ticks.model import TICKER_PATTERN
@@ -676,6 +678,9 @@ class AlertsSpec(ApiModel):
 
 LabelValue = Annotated[str, text(63, min_length=0, pattern=LABEL_VALUE)]
 _RESERVED = ", ".join(RESERVED_LABEL_DOMAINS)
+# Gold older than this can only be a stuck pipeline; below a minute it is shorter than two scrapes.
+GOLD_FRESHNESS_MIN, GOLD_FRESHNESS_MAX = "1m", "24h"
+_GOLD_FRESHNESS_BOUNDS = (duration_seconds(GOLD_FRESHNESS_MIN), duration_seconds(GOLD_FRESHNESS_MAX))
 
 
 class MonitoringSpec(ApiModel):
@@ -691,6 +696,40 @@ class MonitoringSpec(ApiModel):
             f"{MAX_EXTRA_LABELS}, none under {_RESERVED}."
         ),
     )
+
+    # No schema pattern: the rule below says what a duration is, in the same words here and at admission.
+    gold_freshness_objective: Annotated[str, text(16)] = Field(
+        default="5m",
+        description=(
+            "How old gold may be, from a tick sent by ingest to the tick in gold, before the "
+            "MarketPulseGoldStale and MarketPulseSymbolGoldStale alerts fire; gold that has not grown "
+            "for three times this while ingest is acknowledging ticks fires MarketPulsePipelineSilent. "
+            f"A duration of {GOLD_FRESHNESS_MIN} to {GOLD_FRESHNESS_MAX} in hours, minutes and seconds, "
+            "e.g. 5m, 90s, 1h30m; longer than the transform's schedule in cron mode."
+        ),
+    )
+
+    @rule(
+        cel=(
+            f"self.goldFreshnessObjective.matches('{DURATION}')"
+            f" && duration(self.goldFreshnessObjective) >= duration('{GOLD_FRESHNESS_MIN}')"
+            f" && duration(self.goldFreshnessObjective) <= duration('{GOLD_FRESHNESS_MAX}')"
+        ),
+        message=(
+            f"monitoring.goldFreshnessObjective must be a duration from {GOLD_FRESHNESS_MIN} to "
+            f"{GOLD_FRESHNESS_MAX} in hours, minutes and seconds, e.g. 5m, 90s or 1h30m"
+        ),
+        field_path=".goldFreshnessObjective",
+    )
+    def _gold_freshness_objective_is_a_bounded_duration(self) -> bool:
+        seconds = duration_seconds(self.gold_freshness_objective)
+        low, high = _GOLD_FRESHNESS_BOUNDS
+        return seconds is not None and low is not None and high is not None and low <= seconds <= high
+
+    @property
+    def gold_freshness_seconds(self) -> int:
+        """The objective in seconds (the rule above has made sure it is a duration)."""
+        return duration_seconds(self.gold_freshness_objective) or 0
 
     @rule(
         cel=f"self.labels.all(k, k.matches('{QUALIFIED_NAME}'))",
