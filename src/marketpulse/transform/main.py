@@ -30,6 +30,7 @@ from marketpulse.runtime.faults import failpoint
 from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import ObjectStore
+from marketpulse.transform.gold_metrics import record_gold
 from marketpulse.transform.lease import LeaseHeldError
 from marketpulse.transform.warehouses import TransformWarehouse, warehouse_for
 from marketpulse.warehouse.dbt_project import run_dbt
@@ -133,6 +134,10 @@ def run_cycle(
     if published is not None:
         seconds["publish"] = time.perf_counter() - started
     gold_rows = published or {}
+    try:
+        record_gold(warehouse.gold_symbols(), settings.watchlist)
+    except Exception as exc:  # gold is built and published: a metric that cannot be read fails nothing
+        log.warning("gold freshness not read", extra={"error": str(exc)})
     if command == "run+test":
         started = time.perf_counter()
         try:

@@ -17,6 +17,7 @@ from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.storage import ObjectStore
 from marketpulse.transform.bronze_objects import LoadResult
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
+from marketpulse.transform.gold_metrics import LATEST_TICKS_SQL, GoldSymbol
 from marketpulse.transform.lease import (
     LOCK_TIMEOUT_SECONDS,
     FileLease,
@@ -44,6 +45,9 @@ class TransformWarehouse(Protocol):
     def publish(self, store: ObjectStore) -> dict[str, int] | None:
         """Publish gold where the dashboard reads it: rows per table, or None when it needs nothing."""
 
+    def gold_symbols(self) -> list[GoldSymbol]:
+        """The newest tick in gold per symbol (gold.latest_ticks), for the freshness metrics."""
+
 
 class DuckDBWarehouse:
     target: Warehouse = "duckdb"
@@ -70,6 +74,13 @@ class DuckDBWarehouse:
             return None
         with duckdb.connect(str(self.path)) as con:
             return publish_gold(con, store, self.settings.gold_schema)
+
+    def gold_symbols(self) -> list[GoldSymbol]:
+        sql = LATEST_TICKS_SQL.format(
+            epoch="epoch(last_ingest_time)", relation=f'"{self.settings.gold_schema}".latest_ticks'
+        )
+        with duckdb.connect(str(self.path)) as con:
+            return [GoldSymbol(str(s), float(t), int(n)) for s, t, n in con.execute(sql).fetchall()]
 
 
 class SnowflakeWarehouse:
@@ -109,6 +120,16 @@ class SnowflakeWarehouse:
 
     def publish(self, store: ObjectStore) -> dict[str, int] | None:
         return None  # the dashboard queries the gold schema directly
+
+    def gold_symbols(self) -> list[GoldSymbol]:
+        # Schema names are checked identifiers (TransformSettings); gold sits beside dbt's base schema.
+        sql = LATEST_TICKS_SQL.format(
+            epoch="date_part(epoch_second, last_ingest_time)",
+            relation=f"{self.settings.snowflake_database}.{self.settings.gold_schema}.latest_ticks",
+        )
+        with self._connect() as con:
+            rows = con.cursor().execute(sql).fetchall()
+        return [GoldSymbol(str(s), float(t), int(n)) for s, t, n in rows]
 
 
 def warehouse_for(settings: TransformSettings) -> TransformWarehouse:
