@@ -357,6 +357,11 @@ def test_every_alert_rule_names_its_pipeline_a_severity_and_explains_itself() ->
         "MarketPulseRetentionGap",
         "MarketPulseTransformFailed",
         "MarketPulseBronzeQuarantined",
+        "MarketPulseGoldStale",
+        "MarketPulseSymbolGoldStale",
+        "MarketPulsePipelineSilent",
+        "MarketPulseDeliveryErrors",
+        "MarketPulseAlertWebhookFailing",
     ]
     for rule in group["rules"]:
         assert rule["labels"]["pipeline"] == "demo"

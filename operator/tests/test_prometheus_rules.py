@@ -13,8 +13,11 @@ import pytest
 import yaml
 
 from marketpulse.contract.api import StockPipeline, validate_stockpipeline
+from marketpulse.contract.api.v1alpha1 import MonitoringSpec
 from marketpulse.contract.workloads import names_for
 from marketpulse.operator.builders import BuildContext, Capabilities, render_children
+from marketpulse.operator.builders.context import RUNBOOK_BASE_URL
+from marketpulse.operator.settings import OperatorSettings
 from marketpulse.runtime.http import serve_metrics_and_health
 from marketpulse_dev.localenv.versions import PROMETHEUS_VERSION
 
@@ -24,6 +27,7 @@ HERE = Path(__file__).parent
 UNIT_TESTS = HERE / "promtool"
 SAMPLES = HERE.parent / "config" / "samples"
 CHART = HERE.parents[1] / "charts" / "marketpulse"
+RUNBOOKS = HERE.parents[1] / "docs" / "runbooks"
 ALL = Capabilities("kafka.strimzi.io/v1", "kafka.strimzi.io/v1", True, True)
 # What the unit tests' series are labelled with (see the comments at the top of each test file).
 PIPELINE_NAMESPACE, RELEASE, RELEASE_NAMESPACE = "trading", "mp", "markets"
@@ -43,12 +47,9 @@ def sample(name: str, namespace: str = PIPELINE_NAMESPACE) -> StockPipeline:
     return validate_stockpipeline(document)
 
 
-def pipeline_rules(p: StockPipeline) -> dict[str, Any]:
-    (rule,) = [
-        m
-        for m in render_children(p, BuildContext(names=names_for(p), image="img:1", capabilities=ALL))
-        if m["kind"] == "PrometheusRule"
-    ]
+def pipeline_rules(p: StockPipeline, runbook_base_url: str = RUNBOOK_BASE_URL) -> dict[str, Any]:
+    ctx = BuildContext(names=names_for(p), image="img:1", capabilities=ALL, runbook_base_url=runbook_base_url)
+    (rule,) = [m for m in render_children(p, ctx) if m["kind"] == "PrometheusRule"]
     spec: dict[str, Any] = rule["spec"]
     return spec
 
@@ -95,6 +96,21 @@ def alert_names(spec: dict[str, Any]) -> set[str]:
     return {r["alert"] for g in spec["groups"] for r in g["rules"] if "alert" in r}
 
 
+def alert_rules(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for g in spec["groups"] for r in g["rules"] if "alert" in r]
+
+
+def with_objective(objective: str) -> StockPipeline:
+    p = sample(UNIT_TESTED_SAMPLE)
+    return p.model_copy(
+        update={
+            "spec": p.spec.model_copy(
+                update={"monitoring": MonitoringSpec(gold_freshness_objective=objective)}
+            )
+        }
+    )
+
+
 def alerts_under_test(test_file: Path) -> set[str]:
     document = yaml.safe_load(test_file.read_text())
     return {case["alertname"] for test in document["tests"] for case in test.get("alert_rule_test", [])}
@@ -127,6 +143,69 @@ def test_the_prometheusrule_of_every_sample_pipeline_passes_promtool_check_rules
     rendered = sum(len(group["rules"]) for group in spec["groups"])
     assert rendered >= 5, "feed, lag, dead letters (two) and transform alerts at least"
     assert f"SUCCESS: {rendered} rules found" in result.stdout
+
+
+@pytest.mark.parametrize("objective", ["1m", "90s", "1h30m", "24h"])
+def test_the_prometheusrule_passes_promtool_check_rules_for_any_gold_freshness_objective(
+    objective: str, tmp_path: Path, promtool_binary: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules.yaml", pipeline_rules(with_objective(objective)))
+    result = promtool(promtool_binary, "check", "rules", "--lint=all", "--lint-fatal", rules)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_gold_freshness_objective_of_the_spec_is_what_the_gold_alerts_compare_with() -> None:
+    rules = {r["alert"]: r for r in alert_rules(pipeline_rules(with_objective("1h30m")))}
+    assert (
+        "> 5400 and on() sum(increase(marketpulse_ingest_ticks_acked_total"
+        in rules["MarketPulseGoldStale"]["expr"]
+    )
+    assert "[1h30m]" in rules["MarketPulseGoldStale"]["expr"]
+    assert rules["MarketPulseSymbolGoldStale"]["for"] == "1h30m"
+    # Silent: three objectives without a tick reaching gold.
+    assert "offset 4h30m" in rules["MarketPulsePipelineSilent"]["expr"]
+    assert "objective of 1h30m" in rules["MarketPulseGoldStale"]["annotations"]["summary"]
+
+
+@pytest.mark.helm
+def test_every_alert_has_a_runbook_url_whose_runbook_is_in_docs_runbooks(rules_dir: Path) -> None:
+    shipped = alert_rules(yaml.safe_load((rules_dir / "pipeline-rules.yaml").read_text()))
+    shipped += alert_rules(yaml.safe_load((rules_dir / "operator-rules.yaml").read_text()))
+    assert len(shipped) >= 14
+    for rule in shipped:
+        url = rule["annotations"].get("runbook_url")
+        assert url == f"{RUNBOOK_BASE_URL}/{rule['alert']}.md", rule["alert"]
+        runbook = RUNBOOKS / f"{rule['alert']}.md"
+        assert runbook.is_file(), f"{rule['alert']}: no runbook at docs/runbooks/{runbook.name}"
+        text = runbook.read_text()
+        assert text.startswith(f"# {rule['alert']}\n"), runbook.name
+        for section in ("## What it means", "## How to confirm", "## What to do"):
+            assert section in text, f"{runbook.name} has no {section!r}"
+    index = (RUNBOOKS / "README.md").read_text()
+    missing = sorted(r["alert"] for r in shipped if f"]({r['alert']}.md)" not in index)
+    assert not missing, f"docs/runbooks/README.md does not list {missing}"
+
+
+def test_the_runbook_base_url_the_platform_sets_is_where_every_runbook_url_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MARKETPULSE_RUNBOOK_BASE_URL", "https://wiki.example.com/sre/marketpulse")
+    base = OperatorSettings().runbook_base_url
+    rules = alert_rules(pipeline_rules(sample(UNIT_TESTED_SAMPLE), runbook_base_url=base))
+    assert {r["annotations"]["runbook_url"] for r in rules} == {
+        f"https://wiki.example.com/sre/marketpulse/{r['alert']}.md" for r in rules
+    }
+
+
+@pytest.mark.parametrize(
+    "value", ["wiki.example.com/runbooks", "https://wiki.example.com/runbooks/", "https://a b"]
+)
+def test_a_runbook_base_url_that_is_no_url_or_ends_in_a_slash_is_refused_naming_the_setting(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETPULSE_RUNBOOK_BASE_URL", value)
+    with pytest.raises(ValueError, match="runbook_base_url"):
+        OperatorSettings()
 
 
 @pytest.mark.helm

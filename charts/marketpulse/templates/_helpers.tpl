@@ -208,6 +208,8 @@ containers:
         value: {{ include "marketpulse.monitoringLabels" (dict "labels" .Values.metrics.serviceMonitor.labels "key" "metrics.serviceMonitor.labels") | quote }}
       - name: MARKETPULSE_PROMETHEUS_RULE_LABELS
         value: {{ include "marketpulse.monitoringLabels" (dict "labels" .Values.metrics.prometheusRule.labels "key" "metrics.prometheusRule.labels") | quote }}
+      - name: MARKETPULSE_RUNBOOK_BASE_URL
+        value: {{ .Values.metrics.prometheusRule.runbookBaseUrl | quote }}
       - name: MARKETPULSE_CLEANUP_ATTEMPTS
         value: {{ .Values.operator.cleanup.attempts | quote }}
       - name: MARKETPULSE_CLEANUP_PERMANENT_ATTEMPTS

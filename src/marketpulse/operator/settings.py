@@ -19,7 +19,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from marketpulse.contract.api.formats import label_problems
 from marketpulse.contract.settings.common import LogFormat
 from marketpulse.contract.workloads import PipelineNames, Platform, ScratchSizes
-from marketpulse.operator.builders.context import BuildContext, Capabilities, MonitoringLabels, NetworkRules
+from marketpulse.operator.builders.context import (
+    RUNBOOK_BASE_URL,
+    BuildContext,
+    Capabilities,
+    MonitoringLabels,
+    NetworkRules,
+)
 from marketpulse.operator.deletion_budget import CleanupBudget
 from marketpulse.operator.policy import EndpointPolicy, parse_patterns
 
@@ -133,6 +139,14 @@ class OperatorSettings(BaseSettings):
     prometheus_rule_labels: dict[str, str] = Field(
         default_factory=dict,
         description="More labels of every pipeline's PrometheusRule, a JSON object like the above.",
+    )
+
+    runbook_base_url: str = Field(
+        RUNBOOK_BASE_URL,
+        pattern=r"^https?://[^\s]+[^/\s]$",
+        max_length=512,
+        description="Where the runbooks are: each alert's runbook_url is <this>/<alert name>.md (a copy of "
+        "docs/runbooks, e.g. on an internal wiki or a fork; no trailing '/').",
     )
 
     @field_validator("service_monitor_labels", "prometheus_rule_labels")
@@ -281,4 +295,5 @@ class OperatorSettings(BaseSettings):
             platform=platform,
             network=self.network_rules(),
             monitoring=self.monitoring_labels(),
+            runbook_base_url=self.runbook_base_url,
         )

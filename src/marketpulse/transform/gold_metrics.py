@@ -1,7 +1,7 @@
 """What gold holds, as metrics: how fresh it is per symbol and how many ticks it has.
 
 Read from `gold.latest_ticks` (the newest tick per symbol) after each successful cycle, so the
-PrometheusRule can alert on tick → gold age (now − when ingest sent the newest tick in gold) and on
+PrometheusRule can alert on tick → gold age (now - when ingest sent the newest tick in gold) and on
 a pipeline whose ingest is acknowledging ticks while gold stops growing. Only watchlist symbols get
 a series: the label's values stay bounded by the StockPipeline's watchlist.
 """

@@ -699,13 +699,14 @@ class MonitoringSpec(ApiModel):
 
     # No schema pattern: the rule below says what a duration is, in the same words here and at admission.
     gold_freshness_objective: Annotated[str, text(16)] = Field(
-        default="5m",
+        default="10m",
         description=(
             "How old gold may be, from a tick sent by ingest to the tick in gold, before the "
             "MarketPulseGoldStale and MarketPulseSymbolGoldStale alerts fire; gold that has not grown "
             "for three times this while ingest is acknowledging ticks fires MarketPulsePipelineSilent. "
             f"A duration of {GOLD_FRESHNESS_MIN} to {GOLD_FRESHNESS_MAX} in hours, minutes and seconds, "
-            "e.g. 5m, 90s, 1h30m; longer than the transform's schedule in cron mode."
+            "e.g. 5m, 90s, 1h30m; in cron mode, longer than the schedule's period (by default 5 minutes) "
+            "plus a run."
         ),
     )
 

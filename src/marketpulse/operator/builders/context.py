@@ -39,6 +39,10 @@ class MonitoringLabels:
     prometheus_rule: dict[str, str] = field(default_factory=dict)
 
 
+# Where each alert's runbook_url points: docs/runbooks/<alert>.md of the project, as GitHub shows it.
+RUNBOOK_BASE_URL = "https://github.com/marketpulse/marketpulse/blob/main/docs/runbooks"
+
+
 @dataclass(frozen=True)
 class BuildContext:
     names: PipelineNames
@@ -49,6 +53,7 @@ class BuildContext:
     platform: Platform = field(default_factory=Platform)
     network: NetworkRules | None = field(default_factory=NetworkRules)  # None: no NetworkPolicy
     monitoring: MonitoringLabels = field(default_factory=MonitoringLabels)
+    runbook_base_url: str = RUNBOOK_BASE_URL
 
 
 def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from marketpulse.contract.api import StockPipelineSpec
+from marketpulse.contract.api.formats import prometheus_duration
+from marketpulse.contract.api.v1alpha1 import MonitoringSpec
 from marketpulse.contract.workloads import METRICS_PORT
 from marketpulse.operator.builders.context import BuildContext, object_meta
 
@@ -18,6 +20,13 @@ RETENTION_GAP_WINDOW = "1h"
 TRANSFORM_WINDOW = "1h"
 TRANSFORM_WINDOW_SECONDS = 3600
 QUARANTINE_WINDOW = "1h"
+DELIVERY_WINDOW = "15m"
+# A CronJob's transform pod lives for one run, so its gold gauges are read over the last hour: the
+# newest value any run left (and in continuous mode, the last one a transform that died reported).
+GOLD_LOOKBACK = "1h"
+GOLD_STALE_FOR = "1m"
+# Gold that has not grown for this many objectives while ticks are acknowledged is stuck, not slow.
+SILENT_OBJECTIVES = 3
 
 
 def build_metrics_service(ctx: BuildContext) -> dict[str, Any]:
@@ -69,6 +78,11 @@ def counted_recently(series: str, window: str) -> str:
     return f"(increase({series}[{window}]) > 0 or ({series} > 0 unless {series} offset {window}))"
 
 
+def runbook_url(ctx: BuildContext, alert: str) -> str:
+    """docs/runbooks/<alert>.md, under the base the platform configured (MARKETPULSE_RUNBOOK_BASE_URL)."""
+    return f"{ctx.runbook_base_url}/{alert}.md"
+
+
 def build_pipeline_prometheusrule(ctx: BuildContext, spec: StockPipelineSpec | None = None) -> dict[str, Any]:
     names = ctx.names
     # The ServiceMonitor copies the pods' instance label onto their series (podTargetLabels).
@@ -81,8 +95,18 @@ def build_pipeline_prometheusrule(ctx: BuildContext, spec: StockPipelineSpec | N
     quarantined = f"marketpulse_transform_quarantined_objects_total{{{pods}}}"
     # kube-state-metrics' series of the CronJob's Jobs (named <cronjob>-<scheduled minute>).
     jobs = f'namespace="{names.namespace}",job_name=~"{names.workload("transform")}-[0-9]+"'
+    objective = (spec.monitoring if spec is not None else MonitoringSpec()).gold_freshness_seconds
+    within = prometheus_duration(objective)
+    silent = prometheus_duration(objective * SILENT_OBJECTIVES)
+    acked = f"marketpulse_ingest_ticks_acked_total{{{pods}}}"
+    gold_newest = (
+        f"last_over_time(marketpulse_transform_gold_last_ingest_timestamp_seconds{{{pods}}}[{GOLD_LOOKBACK}])"
+    )
+    gold_ticks = f"marketpulse_transform_gold_ticks{{{pods}}}"
+    delivery_errors = f"marketpulse_ingest_delivery_errors_total{{{pods}}}"
+    webhook_failures = f"marketpulse_alerts_webhook_failures_total{{{pods}}}"
     labels = {"severity": "warning", "pipeline": names.name}
-    rules = [
+    rules: list[dict[str, Any]] = [
         {
             "alert": "MarketPulseFeedStale",
             "expr": f"sum(rate(marketpulse_archive_records_total{{{pods}}}[5m])) == 0",
@@ -180,7 +204,93 @@ def build_pipeline_prometheusrule(ctx: BuildContext, spec: StockPipelineSpec | N
                 ),
             },
         },
+        {
+            "alert": "MarketPulseGoldStale",
+            # Age of the newest tick in gold, counted from when ingest sent it, while ingest keeps
+            # acknowledging ticks: a market that is closed (nothing acknowledged) leaves gold old and quiet.
+            "expr": (
+                f"(time() - max({gold_newest})) > {objective} and on() sum(increase({acked}[{within}])) > 0"
+            ),
+            "for": GOLD_STALE_FOR,
+            "labels": labels,
+            "annotations": {
+                "summary": f"Gold of {names.namespace}/{names.name} is older than its objective of {within}",
+                "description": (
+                    "Ingest is acknowledging ticks, but the newest tick in gold was sent "
+                    "{{ $value | humanizeDuration }} ago (spec.monitoring.goldFreshnessObjective: "
+                    f"{within}): the transform is slow, failing or scheduled less often than the objective."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseSymbolGoldStale",
+            # One symbol behind the pipeline's freshest: when all of gold is old, MarketPulseGoldStale
+            # says so.
+            "expr": f"(scalar(max({gold_newest})) - max by (symbol) ({gold_newest})) > {objective}",
+            "for": within,
+            "labels": labels,
+            "annotations": {
+                "summary": (
+                    "Gold of {{ $labels.symbol }} in "
+                    f"{names.namespace}/{names.name} trails the other symbols"
+                ),
+                "description": (
+                    "The newest tick of {{ $labels.symbol }} in gold is {{ $value | humanizeDuration }} "
+                    f"older than the pipeline's freshest symbol (objective {within}): its ticks stopped "
+                    "arriving (a halted or illiquid symbol, a source subscription) or are refused."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulsePipelineSilent",
+            # Ticks acknowledged, gold's tick count not grown (or gone) over the window: the end-to-end
+            # row-count check, done continuously.
+            "expr": (
+                f"sum(increase({acked}[{silent}])) > 0 and on() ("
+                f"max(last_over_time({gold_ticks}[{GOLD_LOOKBACK}]))"
+                f" <= max(last_over_time({gold_ticks}[{GOLD_LOOKBACK}] offset {silent}))"
+                # No gold at all, from a pipeline whose ingest was acknowledging ticks before the window
+                # (a new pipeline's first transform is not late yet).
+                f" or (absent_over_time({gold_ticks}[{silent}]) and on() count({acked} offset {silent})))"
+            ),
+            "for": GOLD_STALE_FOR,
+            "labels": {**labels, "severity": "critical"},
+            "annotations": {
+                "summary": f"Ticks of {names.namespace}/{names.name} are acknowledged but none reach gold",
+                "description": (
+                    f"Ingest acknowledged ticks within {silent}, but gold has not gained a tick in that "
+                    f"time ({SILENT_OBJECTIVES} times spec.monitoring.goldFreshnessObjective): archive, "
+                    "transform or dbt is stuck."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseDeliveryErrors",
+            "expr": counted_recently(delivery_errors, DELIVERY_WINDOW),
+            "labels": {**labels, "severity": "critical"},
+            "annotations": {
+                "summary": f"Ingest of {names.namespace}/{names.name} failed to deliver ticks to Kafka",
+                "description": (
+                    "The Kafka producer gave up on ticks within 15 minutes (delivery timeout, topic or "
+                    "authorization error): those ticks were never acknowledged and are not in the topic."
+                ),
+            },
+        },
+        {
+            "alert": "MarketPulseAlertWebhookFailing",
+            "expr": counted_recently(webhook_failures, DELIVERY_WINDOW),
+            "labels": labels,
+            "annotations": {
+                "summary": f"Alerts of {names.namespace}/{names.name} are not reaching their webhook",
+                "description": (
+                    "POSTs to spec.alerts.webhookUrl failed within 15 minutes; the alerts are still on the "
+                    "alerts topic."
+                ),
+            },
+        },
     ]
+    for entry in rules:
+        entry["annotations"]["runbook_url"] = runbook_url(ctx, str(entry["alert"]))
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
