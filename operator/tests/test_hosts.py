@@ -79,3 +79,27 @@ def test_the_refusal_names_the_field_the_host_and_the_holder() -> None:
 
     assert "spec.dashboard.ingress.host markets.example.com" in message
     assert "StockPipeline a/first" in message
+
+
+def test_a_host_spelled_with_capitals_or_a_trailing_dot_is_the_same_host_refused_naming_its_holder() -> None:
+    # Admission refuses these spellings; a pipeline stored before that rule still holds the DNS name.
+    theirs = claim("team-a", "first", "2026-01-01T00:00:00Z", host="Markets.Example.com.")
+    mine = claim("team-b", "second", "2026-01-02T00:00:00Z", host="markets.example.com")
+
+    holder = holder_of(mine, [theirs, mine])
+
+    assert holder == theirs
+    message = conflict_message(mine, theirs)
+    assert "spec.dashboard.ingress.host markets.example.com" in message
+    assert "StockPipeline team-a/first" in message
+    assert holder_of(theirs, [theirs, mine]) is None
+
+
+def test_hosts_that_only_share_a_suffix_or_a_prefix_are_different_hosts() -> None:
+    mine = claim("a", "p", "2026-01-02T00:00:00Z", host="markets.example.com")
+    others = [
+        claim("b", "q", "2026-01-01T00:00:00Z", host="eu.markets.example.com"),
+        claim("c", "r", "2026-01-01T00:00:00Z", host="markets.example.co"),
+    ]
+
+    assert holder_of(mine, [*others, mine]) is None

@@ -68,10 +68,17 @@ def claim_of(body: Mapping[str, Any]) -> HostClaim | None:
     )
 
 
+def same_host(a: str, b: str) -> bool:
+    """One DNS name however it is spelled: names are case-insensitive and `example.com.` is the fully
+    qualified `example.com`. Admission refuses both spellings; an object stored before that rule, or
+    read raw where the operator cannot parse it, still competes for the name an Ingress would route."""
+    return a.rstrip(".").lower() == b.rstrip(".").lower()
+
+
 def holder_of(claim: HostClaim, claims: Iterable[HostClaim]) -> HostClaim | None:
     """The pipeline that holds `claim.host` if it is not `claim`'s own, else None."""
     me = (claim.namespace, claim.name)
-    rivals = [c for c in claims if c.host == claim.host and (c.namespace, c.name) != me]
+    rivals = [c for c in claims if same_host(c.host, claim.host) and (c.namespace, c.name) != me]
     first = min([claim, *rivals], key=lambda c: c.seniority)
     return None if first is claim else first
 
