@@ -20,6 +20,7 @@ GOLD_NEWEST_TICK = Gauge(
 )
 GOLD_TICKS = Gauge("marketpulse_transform_gold_ticks", "Ticks of the watchlist's symbols in gold.")
 
+LATEST_TICKS = "latest_ticks"
 # One row per symbol of a bounded watchlist; the warehouse has aggregated already.
 LATEST_TICKS_SQL = "select symbol, {epoch} as last_ingest_epoch, tick_count from {relation}"
 

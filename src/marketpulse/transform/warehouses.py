@@ -8,6 +8,7 @@ so nothing is published. Each holds the pipeline's one-writer lease in its own w
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
@@ -17,7 +18,7 @@ from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.storage import ObjectStore
 from marketpulse.transform.bronze_objects import LoadResult
 from marketpulse.transform.duckdb_loader import DuckDBBronzeLoader
-from marketpulse.transform.gold_metrics import LATEST_TICKS_SQL, GoldSymbol
+from marketpulse.transform.gold_metrics import LATEST_TICKS, LATEST_TICKS_SQL, GoldSymbol
 from marketpulse.transform.lease import (
     LOCK_TIMEOUT_SECONDS,
     FileLease,
@@ -55,6 +56,8 @@ class DuckDBWarehouse:
     def __init__(self, settings: TransformSettings, holder: str | None = None) -> None:
         self.settings = settings
         self.path = settings.duckdb_path.resolve()
+        # gold.latest_ticks as the last publish wrote it, read once from its Parquet file.
+        self._published: list[GoldSymbol] | None = None
         self._lease = FileLease(self.path.with_name(self.path.name + ".lease"), holder or process_holder())
 
     def lease(self) -> AbstractContextManager[LeaseState]:
@@ -73,14 +76,31 @@ class DuckDBWarehouse:
         if not self.settings.publish_gold:
             return None
         with duckdb.connect(str(self.path)) as con:
-            return publish_gold(con, store, self.settings.gold_schema)
+
+            def keep_latest_ticks(name: str, parquet: Path) -> None:
+                if name == LATEST_TICKS:
+                    self._published = _duckdb_gold_symbols(con, sql_read_parquet(parquet))
+
+            return publish_gold(con, store, self.settings.gold_schema, on_written=keep_latest_ticks)
 
     def gold_symbols(self) -> list[GoldSymbol]:
-        sql = LATEST_TICKS_SQL.format(
-            epoch="epoch(last_ingest_time)", relation=f'"{self.settings.gold_schema}".latest_ticks'
-        )
+        # What was just published, else (publishing off) the view itself: one more scan of silver.
+        published, self._published = self._published, None
+        if published is not None:
+            return published
         with duckdb.connect(str(self.path)) as con:
-            return [GoldSymbol(str(s), float(t), int(n)) for s, t, n in con.execute(sql).fetchall()]
+            return _duckdb_gold_symbols(con, f'"{self.settings.gold_schema}".{LATEST_TICKS}')
+
+
+def sql_read_parquet(path: Path) -> str:
+    """`read_parquet('<path>')`, the path quoted as a SQL string literal."""
+    quoted = str(path).replace("'", "''")
+    return f"read_parquet('{quoted}')"
+
+
+def _duckdb_gold_symbols(con: duckdb.DuckDBPyConnection, relation: str) -> list[GoldSymbol]:
+    sql = LATEST_TICKS_SQL.format(epoch="epoch(last_ingest_time)", relation=relation)
+    return [GoldSymbol(str(s), float(t), int(n)) for s, t, n in con.execute(sql).fetchall()]
 
 
 class SnowflakeWarehouse:
@@ -125,7 +145,7 @@ class SnowflakeWarehouse:
         # Schema names are checked identifiers (TransformSettings); gold sits beside dbt's base schema.
         sql = LATEST_TICKS_SQL.format(
             epoch="date_part(epoch_second, last_ingest_time)",
-            relation=f"{self.settings.snowflake_database}.{self.settings.gold_schema}.latest_ticks",
+            relation=f"{self.settings.snowflake_database}.{self.settings.gold_schema}.{LATEST_TICKS}",
         )
         with self._connect() as con:
             rows = con.cursor().execute(sql).fetchall()
