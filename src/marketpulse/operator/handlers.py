@@ -12,6 +12,7 @@ import kopf
 
 from marketpulse.contract.api import GROUP, PLURAL, VERSION
 from marketpulse.contract.workloads.names import LABEL_MANAGED_BY, MANAGED_BY
+from marketpulse.operator.full_refresh import ANNOTATION as FULL_REFRESH_ANNOTATION
 from marketpulse.operator.kube import STRIMZI_GROUP
 from marketpulse.operator.lifecycle import Lifecycle
 from marketpulse.operator.pipeline_handlers import PipelineHandlers
@@ -40,6 +41,14 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     kopf.on.update(*RESOURCE, field="spec", id=_ID.format("update_pipeline"), registry=registry)(
         pipelines.update
     )
+    # Annotations are no part of the spec: the full-refresh annotation has a handler of its own.
+    kopf.on.update(
+        *RESOURCE,
+        field=("metadata", "annotations", FULL_REFRESH_ANNOTATION),
+        annotations={FULL_REFRESH_ANNOTATION: kopf.PRESENT},
+        id="full-refresh",
+        registry=registry,
+    )(pipelines.annotated)
     kopf.timer(
         *RESOURCE,
         id=_ID.format("resync_pipeline"),

@@ -15,6 +15,8 @@ from marketpulse.contract.api import GROUP, KIND, VERSION, StockPipelineInvalid
 from marketpulse.operator.debounce import Debouncer
 from marketpulse.operator.deletion import cleanup, left_behind
 from marketpulse.operator.deletion_budget import CleanupFailedError, WorkloadsStopping
+from marketpulse.operator.full_refresh import ANNOTATION as FULL_REFRESH_ANNOTATION
+from marketpulse.operator.full_refresh import REQUESTED as FULL_REFRESH_REQUESTED
 from marketpulse.operator.kube import KubeError, Ref
 from marketpulse.operator.metrics import DURATION, ERRORS, RECONCILES
 from marketpulse.operator.reconcile import reconcile
@@ -52,6 +54,10 @@ class PipelineHandlers:
     async def resync(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
         await self.reconcile("timer", body, patch, logger)
 
+    async def annotated(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
+        """The full-refresh annotation was set: act on it now, not at the next resync."""
+        await self.reconcile("annotation", body, patch, logger)
+
     async def reconcile(self, trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
         runtime = self.state.require_runtime()
         RECONCILES.labels(trigger).inc()
@@ -65,8 +71,11 @@ class PipelineHandlers:
                     lambda objs: kopf.adopt(objs, owner=body),
                     logger,
                     fresh=trigger == "create",
+                    take_full_refresh=True,
                 )
             await write_status(body, outcome, into_patch(patch), self.state.phases, logger)
+            if outcome.full_refresh_requested is not None:
+                took_full_refresh(body, patch, outcome.full_refresh_requested, logger)
         except KubeError as exc:
             ERRORS.labels(trigger, "temporary").inc()
             raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=RETRY_DELAY) from None
@@ -196,6 +205,18 @@ class PipelineHandlers:
             kopf.event(
                 body, type="Normal", reason="Deleted", message=f"deleted {', '.join(done.deleted)}"[:1024]
             )
+
+
+def took_full_refresh(body: kopf.Body, patch: kopf.Patch, token: str, logger: Logger) -> None:
+    """A full refresh was handed to the transform: the annotation goes (with the status, in one
+    patch), and an Event says what happens next."""
+    patch.metadata.annotations[FULL_REFRESH_ANNOTATION] = None
+    message = (
+        f"{FULL_REFRESH_ANNOTATION} taken at {token}: the transform's next run rebuilds silver and gold "
+        "from bronze once (dbt build --full-refresh)"
+    )
+    logger.info("%s", message)
+    kopf.event(body, type="Normal", reason=FULL_REFRESH_REQUESTED, message=message)
 
 
 def as_failure(exc: Exception) -> CleanupFailedError:

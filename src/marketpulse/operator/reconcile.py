@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ from marketpulse.contract.workloads import PipelineNames
 from marketpulse.operator import children, kafka_access, s3_accounts
 from marketpulse.operator.builders import BuildContext, Manifest, dashboard_url, render_children
 from marketpulse.operator.diff import with_hash
+from marketpulse.operator.full_refresh import CONDITION as FULL_REFRESH
+from marketpulse.operator.full_refresh import FullRefresh, full_refresh
 from marketpulse.operator.hosts import claim_of, conflict_message
 from marketpulse.operator.kube import KubeError
 from marketpulse.operator.observe import ChildResult, Pods, by_component, pipeline_checks
@@ -47,6 +49,8 @@ class Outcome:
     invalid: StockPipelineInvalid | None = None
     # What the platform does not let this spec use (endpoints, Secrets): nothing was applied or contacted.
     refused: list[str] = field(default_factory=list)
+    # The token of a full refresh requested by annotation and handed to the transform by this reconcile.
+    full_refresh_requested: str | None = None
 
 
 def parse(body: Mapping[str, Any]) -> StockPipeline:
@@ -79,6 +83,12 @@ async def _nothing() -> None:
     return None
 
 
+def _refresh_fields(refresh: FullRefresh) -> dict[str, Any]:
+    """What the status says about full refreshes (kept on every path, so no request is forgotten)."""
+    notices = {FULL_REFRESH: refresh.check} if refresh.check is not None else {}
+    return {"notices": notices, "last_full_refresh": refresh.token}
+
+
 async def direct_kafka(
     runtime: Runtime, pipeline: StockPipeline, ctx: BuildContext, uid: str, adopt: Adopt
 ) -> Check:
@@ -104,25 +114,29 @@ async def reconcile(
     *,
     fresh: bool = False,
     prune: bool = True,
+    take_full_refresh: bool = False,
 ) -> Outcome:
     """Bring the children and backends in line with the spec. `fresh`: the pipeline was just
     created, so there is nothing to read back or prune (saves a round trip per child). `prune`:
     look for children the spec no longer wants (only a spec change makes them; False saves a list
-    call per kind when a child's own change is the reason to reconcile)."""
+    call per kind when a child's own change is the reason to reconcile). `take_full_refresh`: act
+    on a full-refresh annotation (the caller then removes it: see `operator.full_refresh`)."""
     meta = body.get("metadata", {})
     previous = list((body.get("status") or {}).get("conditions", []))
+    kept = _refresh_fields(full_refresh(body, _now(), act=False))
     try:
         pipeline = parse(body)
     except StockPipelineInvalid as exc:
         message = "; ".join(str(e) for e in exc.errors)
-        return Outcome(Observed(checks={}, now=_now(), previous=previous, invalid=message), invalid=exc)
+        observed = Observed(checks={}, now=_now(), previous=previous, invalid=message, **kept)
+        return Outcome(observed, invalid=exc)
 
     spec = pipeline.spec
     ctx = runtime.context(pipeline, (body.get("status") or {}).get("bucket"))
     names = ctx.names
     refused = await refusals(runtime, pipeline, names)
     if refused:
-        observed = Observed(checks={}, now=_now(), previous=previous, refused="; ".join(refused))
+        observed = Observed(checks={}, now=_now(), previous=previous, refused="; ".join(refused), **kept)
         return Outcome(observed, refused=refused)
     uid = str(meta.get("uid", ""))
     claim = claim_of(body) if spec.dashboard.ingress_enabled else None
@@ -134,7 +148,7 @@ async def reconcile(
     if bucket_check.check.reason in _REFUSED_BUCKET:
         message = bucket_check.check.message
         observed = Observed(
-            checks={"Bucket": bucket_check.check}, now=_now(), previous=previous, refused=message
+            checks={"Bucket": bucket_check.check}, now=_now(), previous=previous, refused=message, **kept
         )
         return Outcome(observed, refused=[message])
     # The pipeline's own S3 accounts need its bucket; an adopted bucket gets none (see provision).
@@ -143,7 +157,9 @@ async def reconcile(
     )
     if bucket_check.adopted:
         ctx = runtime.context(pipeline, (body.get("status") or {}).get("bucket"), shared_s3=True)
-    desired = render_children(pipeline, ctx)
+    # Taken only here, where the workloads are rendered with it.
+    refresh = full_refresh(body, _now(), act=take_full_refresh)
+    desired = render_children(pipeline, replace(ctx, full_refresh=refresh.token))
     if holder is not None:
         # The host is another pipeline's: no Ingress, and one that this pipeline had goes.
         desired = [m for m in desired if m["kind"] != "Ingress"]
@@ -221,8 +237,12 @@ async def reconcile(
         bucket=names.bucket if bucket_check.usable else None,
         dashboard_url=dashboard_url(spec, ctx, ingress=spec.dashboard.ingress_enabled and holder is None),
         freshness=freshness,
+        **_refresh_fields(refresh),
     )
     applied = [f"{r.manifest['kind']}/{r.manifest['metadata']['name']}" for r in results if r.applied]
     if applied or pruned:
         logger.info("applied %s; pruned %s", ", ".join(applied) or "nothing", ", ".join(pruned) or "nothing")
-    return Outcome(observed, transient=transient, applied=applied, pruned=pruned)
+    requested = refresh.token if refresh.requested else None
+    return Outcome(
+        observed, transient=transient, applied=applied, pruned=pruned, full_refresh_requested=requested
+    )

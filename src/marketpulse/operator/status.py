@@ -61,6 +61,9 @@ class Observed:
     bucket: str | None = None
     dashboard_url: str | None = None
     freshness: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    # Conditions reported beside the concerns, not counted towards the phase or Ready (FullRefresh).
+    notices: Mapping[str, Check] = field(default_factory=dict)
+    last_full_refresh: str | None = None
 
 
 def _phase(checks: Mapping[str, Check], suspended: bool, invalid: str | None) -> Phase:
@@ -99,7 +102,11 @@ def summarize(observed: Observed, generation: int) -> dict[str, Any]:
     ordered = {name: observed.checks[name] for name in CONCERNS if name in observed.checks}
     stopped = observed.invalid if observed.invalid is not None else observed.refused
     phase = _phase(ordered, observed.suspended, stopped)
-    checks = {**ordered, READY: _ready(ordered, phase, observed.invalid, observed.refused)}
+    checks = {
+        **ordered,
+        READY: _ready(ordered, phase, observed.invalid, observed.refused),
+        **observed.notices,
+    }
     before = {c.get("type"): c for c in observed.previous}
     conditions = []
     for kind, check in checks.items():
@@ -122,6 +129,7 @@ def summarize(observed: Observed, generation: int) -> dict[str, Any]:
         topics=list(observed.topics),
         bucket=observed.bucket,
         dashboard_url=observed.dashboard_url,
+        last_full_refresh=observed.last_full_refresh,
         freshness=[SymbolFreshness.model_validate(entry) for entry in observed.freshness],
     )
     # Unset keys stay out of the wire form: a status patch then removes what is no longer known.

@@ -21,7 +21,16 @@ from marketpulse.operator.status import healthy, summarize, transitions
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-STATUS_KEYS = ("observedGeneration", "phase", "conditions", "topics", "bucket", "dashboardUrl", "freshness")
+STATUS_KEYS = (
+    "observedGeneration",
+    "phase",
+    "conditions",
+    "topics",
+    "bucket",
+    "dashboardUrl",
+    "lastFullRefresh",
+    "freshness",
+)
 
 
 def status_changes(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -32,6 +33,7 @@ from marketpulse.runtime.shutdown import Shutdown
 from marketpulse.storage import ObjectStore
 from marketpulse.transform.gold_metrics import record_gold
 from marketpulse.transform.lease import LeaseHeldError
+from marketpulse.transform.refresh import pending as refresh_pending
 from marketpulse.transform.warehouses import TransformWarehouse, warehouse_for
 from marketpulse.warehouse.dbt_project import run_dbt
 
@@ -81,6 +83,16 @@ def dbt_command(full_build: bool) -> list[str]:
     return ["run", "--exclude", "config.materialized:view", "--no-write-json"]
 
 
+def dbt_vars(settings: TransformSettings) -> dict[str, Any]:
+    """The vars of every dbt invocation: the spec's transform.vars, then what the workload fixes."""
+    return {
+        **settings.dbt_vars.dbt_vars(),
+        "watchlist": settings.watchlist,
+        "bronze_schema": settings.bronze_schema,
+        "gold_schema": settings.gold_schema,
+    }
+
+
 def run_cycle(
     settings: TransformSettings,
     warehouse: TransformWarehouse,
@@ -91,6 +103,10 @@ def run_cycle(
     test_after_publish: bool = False,
 ) -> CycleResult:
     """Load, then `dbt build` (models and tests) or, with `full_build=False`, `dbt run` (models only).
+
+    A full refresh the operator asked for (`settings.full_refresh_token`) and this warehouse has not
+    completed yet takes the place of the cycle's dbt: `dbt build --full-refresh`, recorded once it
+    has succeeded (`transform.refresh`).
 
     With `skip_if_idle`, a cycle that loads no new object skips dbt: the caller passes it only when
     the last cycle's dbt succeeded, so silver and gold already reflect every loaded row. Gold is
@@ -111,14 +127,18 @@ def run_cycle(
         QUARANTINED.labels(item.kind).inc()
 
     failpoint("transform.before-dbt")
-    dbt_vars = {
-        "watchlist": settings.watchlist,
-        "bronze_schema": settings.bronze_schema,
-        "gold_schema": settings.gold_schema,
-    }
-    vars_args = ["--vars", json.dumps(dbt_vars)]
+    vars_args = ["--vars", json.dumps(dbt_vars(settings), sort_keys=True)]
+    token = settings.full_refresh_token
     command = "skipped"
-    if not (skip_if_idle and load.objects == 0):
+    if refresh_pending(token, warehouse.last_full_refresh):
+        started = time.perf_counter()
+        command = "full-refresh"
+        log.info("full refresh: rebuilding silver and gold from bronze", extra={"token": token})
+        run_dbt(["build", "--full-refresh", *vars_args], target=warehouse.target, env=warehouse.dbt_env())
+        failpoint("transform.before-full-refresh-recorded")
+        warehouse.record_full_refresh(token)
+        seconds["dbt"] = time.perf_counter() - started
+    elif not (skip_if_idle and load.objects == 0):
         started = time.perf_counter()
         test_later = full_build and test_after_publish
         command = "run+test" if test_later else "build" if full_build else "run"
@@ -208,7 +228,7 @@ def run_transform(settings: TransformSettings, store: ObjectStore, shutdown: Shu
             LAST_SUCCESS.set_to_current_time()
             last_ok[0] = True
             settled = True
-            if result.dbt_command in ("build", "run+test"):
+            if result.dbt_command in ("build", "run+test", "full-refresh"):
                 last_build = time.monotonic()
             log.info(
                 "transform cycle done",

@@ -7,6 +7,7 @@ so nothing is published. Each holds the pipeline's one-writer lease in its own w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,9 +25,11 @@ from marketpulse.transform.lease import (
     FileLease,
     LeaseState,
     SnowflakeLease,
+    executor,
     process_holder,
 )
 from marketpulse.transform.publish import publish_gold
+from marketpulse.transform.refresh import Execute, last_full_refresh, record_full_refresh
 
 
 class TransformWarehouse(Protocol):
@@ -48,6 +51,12 @@ class TransformWarehouse(Protocol):
 
     def gold_symbols(self) -> list[GoldSymbol]:
         """The newest tick in gold per symbol (gold.latest_ticks), for the freshness metrics."""
+
+    def last_full_refresh(self) -> str | None:
+        """The token of the last full refresh completed here (`transform.refresh`)."""
+
+    def record_full_refresh(self, token: str) -> None:
+        """Remember that the full refresh `token` completed."""
 
 
 class DuckDBWarehouse:
@@ -90,6 +99,21 @@ class DuckDBWarehouse:
             return published
         with duckdb.connect(str(self.path)) as con:
             return _duckdb_gold_symbols(con, f'"{self.settings.gold_schema}".{LATEST_TICKS}')
+
+    def last_full_refresh(self) -> str | None:
+        with duckdb.connect(str(self.path)) as con:
+            return last_full_refresh(_duckdb_executor(con), self.settings.bronze_schema)
+
+    def record_full_refresh(self, token: str) -> None:
+        with duckdb.connect(str(self.path)) as con:
+            record_full_refresh(_duckdb_executor(con), self.settings.bronze_schema, token, "?")
+
+
+def _duckdb_executor(con: duckdb.DuckDBPyConnection) -> Execute:
+    def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return con.execute(sql, list(params)).fetchall()
+
+    return execute
 
 
 def sql_read_parquet(path: Path) -> str:
@@ -150,6 +174,14 @@ class SnowflakeWarehouse:
         with self._connect() as con:
             rows = con.cursor().execute(sql).fetchall()
         return [GoldSymbol(str(s), float(t), int(n)) for s, t, n in rows]
+
+    def last_full_refresh(self) -> str | None:
+        with self._connect() as con:
+            return last_full_refresh(executor(con), self.settings.bronze_schema)
+
+    def record_full_refresh(self, token: str) -> None:
+        with self._connect() as con:
+            record_full_refresh(executor(con), self.settings.bronze_schema, token, "%s")
 
 
 def warehouse_for(settings: TransformSettings) -> TransformWarehouse:

@@ -34,6 +34,7 @@ from marketpulse.contract.api.v1alpha1 import (
     SyntheticSource,
     TransformMode,
     TransformSpec,
+    TransformVars,
     WarehouseSpec,
 )
 from marketpulse.contract.api.validation import (
@@ -81,6 +82,7 @@ __all__ = [
     "SyntheticSource",
     "TransformMode",
     "TransformSpec",
+    "TransformVars",
     "WarehouseSpec",
     "validate_spec",
     "validate_stockpipeline",

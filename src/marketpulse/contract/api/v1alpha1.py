@@ -7,6 +7,7 @@ is a complete pipeline: synthetic ticks, Strimzi-managed topics, an embedded Duc
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
@@ -458,6 +459,94 @@ class WarehouseSpec(ApiModel):
 # --- transform, dashboard, alerts -----------------------------------------------------------------
 
 
+# dbt's windows are counted in trading days; 1000 is about four years of them.
+MAX_WINDOW_DAYS = 1000
+MAX_WINDOWS = 8
+ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _windows(minimum: int, what: str) -> Any:
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_WINDOWS,
+        description=(
+            f"{what}: window lengths in trading days, each {minimum} to {MAX_WINDOW_DAYS}, at most "
+            f"{MAX_WINDOWS}; unset keeps the dbt project's."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class TransformVars(ApiModel):
+    """The dbt project's vars that shape gold, passed to dbt as `--vars`; each one unset keeps the
+    project's own value (dbt/dbt_project.yml)."""
+
+    exchange_time_zone: Annotated[str, text(64, pattern=r"^[A-Za-z0-9_+\-/]+$")] | None = Field(
+        default=None,
+        description=(
+            "IANA time zone of the exchange, in which trading dates are counted (dbt var "
+            "exchange_timezone; the project's: America/New_York). Silver and the bars keep the dates "
+            "they were built with: annotate the pipeline marketpulse.io/full-refresh=true to re-date them."
+        ),
+    )
+    moving_average_days: list[Annotated[Integer, Field(ge=1, le=MAX_WINDOW_DAYS)]] | None = _windows(
+        1, "Simple moving averages of the daily close (dbt var moving_average_days; the project's: 5, 20, 50)"
+    )
+    volatility_window_days: list[Annotated[Integer, Field(ge=2, le=MAX_WINDOW_DAYS)]] | None = _windows(
+        2, "Rolling volatility of daily returns (dbt var volatility_window_days; the project's: 5, 20, 60)"
+    )
+    index_base_date: Annotated[str, text(10, min_length=10, pattern=ISO_DATE)] | None = Field(
+        default=None,
+        description=(
+            "First date of the base-100 index, YYYY-MM-DD (dbt var index_base_date); unset: each "
+            "symbol's first trading date."
+        ),
+        json_schema_extra={"format": "date"},
+    )
+
+    @field_validator("moving_average_days", "volatility_window_days")
+    @classmethod
+    def _windows_are_unique(cls, windows: list[int] | None) -> list[int] | None:
+        if windows is not None:
+            _refuse_duplicates([str(w) for w in windows])
+        return windows
+
+    @field_validator("index_base_date")
+    @classmethod
+    def _index_base_date_is_a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise PydanticCustomError(
+                    "date_from_iso",
+                    "expected a calendar date YYYY-MM-DD such as 2026-01-02",
+                ) from None
+        return value
+
+    @rule(
+        cel=f"!has(self.exchangeTimeZone) || self.exchangeTimeZone in {cel_string_list(TIME_ZONES)}",
+        message=(
+            "transform.vars.exchangeTimeZone must be an IANA time zone name such as America/New_York, "
+            "Europe/London or Asia/Tokyo (case matters)"
+        ),
+        field_path=".exchangeTimeZone",
+    )
+    def _exchange_time_zone_is_known(self) -> bool:
+        return self.exchange_time_zone is None or self.exchange_time_zone in TIME_ZONES
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The vars as the dbt project names them, only those set."""
+        values = {
+            "exchange_timezone": self.exchange_time_zone,
+            "moving_average_days": self.moving_average_days,
+            "volatility_window_days": self.volatility_window_days,
+            "index_base_date": self.index_base_date,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
 class TransformSpec(ApiModel):
     """How often bronze is loaded and dbt builds silver and gold."""
 
@@ -478,6 +567,9 @@ class TransformSpec(ApiModel):
         default=30,
         description="Seconds from the start of one run to the start of the next (continuous mode); a run that"
         " takes longer is followed at once.",
+    )
+    vars: TransformVars = optional_object(
+        TransformVars, "dbt vars of the build: the exchange's time zone, the windows, the index's base date."
     )
 
     @rule(
@@ -831,8 +923,8 @@ class Condition(ApiModel):
 
     type: Annotated[str, text(316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")] = Field(
         description=(
-            "Topics, Bucket, Ingest, Archive, Transform, Dashboard, Alerts, Ready overall, or Cleanup "
-            "while the pipeline is being deleted."
+            "Topics, Bucket, Ingest, Archive, Transform, Dashboard, Alerts, Ready overall, FullRefresh "
+            "once one is requested, or Cleanup while the pipeline is being deleted."
         )
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
@@ -882,6 +974,13 @@ class StockPipelineStatus(ApiModel):
     bucket: Annotated[str, text(63)] | None = Field(default=None, description="S3 bucket of the pipeline.")
     dashboard_url: Annotated[str, text(2048)] | None = Field(
         default=None, description="URL of the dashboard."
+    )
+    last_full_refresh: Timestamp | None = Field(
+        default=None,
+        description=(
+            "When a full refresh was last requested with the annotation marketpulse.io/full-refresh: "
+            '"true"; the transform rebuilds silver and gold from bronze once for each such request.'
+        ),
     )
     freshness: list[SymbolFreshness] = Field(
         default_factory=list,

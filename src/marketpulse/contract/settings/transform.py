@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from marketpulse.contract.api import TransformMode
+from marketpulse.contract.api import TransformMode, TransformVars
 from marketpulse.contract.settings.common import WORKLOAD_CONFIG, CommonSettings, WarehouseSettings, env
 
 # Unquoted identifiers: what dbt-snowflake writes, so the loader and dbt name the same objects.
@@ -38,6 +38,11 @@ class TransformSettings(CommonSettings, WarehouseSettings):
     bronze_schema: str = "bronze"
     gold_schema: str = "gold"
     publish_gold: bool = True
+    # The spec's transform.vars (JSON, by the API's names), passed to dbt as `--vars`.
+    dbt_vars: TransformVars = Field(default_factory=TransformVars)
+    # One per full refresh requested (the operator sets the request's time): a cycle whose warehouse
+    # has not completed a full refresh for this token yet runs `dbt build --full-refresh`.
+    full_refresh_token: str = Field("", max_length=64)
 
     # dbt's base schema beside which it builds silver and gold (the transform only).
     snowflake_schema: str = Field("PUBLIC", validation_alias=env("SNOWFLAKE_SCHEMA"))

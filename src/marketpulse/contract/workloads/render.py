@@ -233,8 +233,30 @@ _DELIVERY_TIMEOUT = IngestSettings.model_fields["ingest_delivery_timeout_seconds
 INGEST_STOP_GRACE_SECONDS = math.ceil(_DELIVERY_TIMEOUT) + 15
 
 
-def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Platform) -> list[Workload]:
-    """Every workload of the pipeline, in a stable order; alerts only when there are rules."""
+def transform_env(spec: StockPipelineSpec, full_refresh: str | None) -> list[EnvVar]:
+    """How the transform runs, its dbt vars when the spec sets any, and the full refresh last
+    requested (kept in every later render, so a restarted transform still knows it)."""
+    env = [
+        EnvVar(variable(TransformSettings, "transform_mode"), spec.transform.mode),
+        EnvVar(
+            variable(TransformSettings, "transform_interval_seconds"), str(spec.transform.interval_seconds)
+        ),
+    ]
+    dbt_vars = spec.transform.vars.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if dbt_vars:
+        env.append(EnvVar(variable(TransformSettings, "dbt_vars"), json.dumps(dbt_vars, sort_keys=True)))
+    if full_refresh:
+        env.append(EnvVar(variable(TransformSettings, "full_refresh_token"), full_refresh))
+    return env
+
+
+def render_workloads(
+    spec: StockPipelineSpec, names: PipelineNames, platform: Platform, *, full_refresh: str | None = None
+) -> list[Workload]:
+    """Every workload of the pipeline, in a stable order; alerts only when there are rules.
+
+    `full_refresh`: the token of the full refresh last requested (see `transform.refresh`), if any.
+    """
     common = common_env(spec, names)
     s3 = s3_env(spec, names, platform)
     wh_env, wh_files = warehouse_env(spec)
@@ -260,18 +282,7 @@ def render_workloads(spec: StockPipelineSpec, names: PipelineNames, platform: Pl
         Workload(
             "transform",
             ("marketpulse", "transform"),
-            tuple(
-                common
-                + s3
-                + wh_env
-                + [
-                    EnvVar(variable(TransformSettings, "transform_mode"), spec.transform.mode),
-                    EnvVar(
-                        variable(TransformSettings, "transform_interval_seconds"),
-                        str(spec.transform.interval_seconds),
-                    ),
-                ]
-            ),
+            tuple(common + s3 + wh_env + transform_env(spec, full_refresh)),
             mode=spec.transform.mode,
             ports=(_METRICS,),
             resources=Resources("500m", "1Gi", "2Gi"),

@@ -51,7 +51,10 @@ def render_children(pipeline: StockPipeline, ctx: BuildContext) -> list[Manifest
         children.append(build_pipeline_kafkauser(spec, ctx))
     if spec.warehouse.type == "duckdb":
         children.append(build_warehouse_pvc(spec, ctx))
-    children += [build_workload(w, spec, ctx) for w in render_workloads(spec, ctx.names, ctx.platform)]
+    children += [
+        build_workload(w, spec, ctx)
+        for w in render_workloads(spec, ctx.names, ctx.platform, full_refresh=ctx.full_refresh)
+    ]
     if spec.dashboard.enabled:
         children.append(build_dashboard_service(ctx))
     if spec.dashboard.ingress_enabled:

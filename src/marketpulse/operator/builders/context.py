@@ -54,6 +54,8 @@ class BuildContext:
     network: NetworkRules | None = field(default_factory=NetworkRules)  # None: no NetworkPolicy
     monitoring: MonitoringLabels = field(default_factory=MonitoringLabels)
     runbook_base_url: str = RUNBOOK_BASE_URL
+    # The token of the full refresh last requested, for the transform (operator.full_refresh).
+    full_refresh: str | None = None
 
 
 def object_meta(name: str, ctx: BuildContext, component: str) -> dict[str, Any]:
