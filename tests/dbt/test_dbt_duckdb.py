@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,14 @@ import duckdb
 import pandas as pd
 import pytest
 from dbt_oracle import GOLD, assert_same_rows, expected_gold, expected_silver, normalise
-from dbt_scenario import VARS_ARGS, Scenario, place_rows
-from dbt_warehouses import SILVER_SQL, DuckDBRun, load_duckdb, read_duckdb
+from dbt_scenario import DBT_VARS, MOVING_AVERAGE_WINDOWS, SYMBOLS, VARS_ARGS, Scenario, place_rows
+from dbt_warehouses import SILVER_SQL, DuckDBRun, load_duckdb, read_duckdb, read_gold_duckdb
 
-from marketpulse.transform.main import dbt_command
+from marketpulse.contract.api import validate_stockpipeline
+from marketpulse.contract.settings.environment import variable
+from marketpulse.contract.settings.transform import TransformSettings
+from marketpulse.contract.workloads import Platform, names_for, render_workloads
+from marketpulse.transform.main import dbt_command, dbt_vars
 from marketpulse.warehouse import DbtRunError, run_dbt
 
 
@@ -273,3 +278,62 @@ def test_a_failing_data_test_raises_an_error_that_names_the_test_and_what_it_fou
     assert "test unique_combination_of_columns_ohlc_1m_symbol__bar_start (fail): Got 1 result" in message
     # The environment overlay is gone once the invocation returns.
     assert os.environ.get("MARKETPULSE_DUCKDB_PATH") != duckdb_run.env["MARKETPULSE_DUCKDB_PATH"]
+
+
+def spec_vars_as_the_transform_passes_them(
+    monkeypatch: pytest.MonkeyPatch, transform_vars: dict[str, Any]
+) -> list[str]:
+    """`--vars` for spec.transform.vars the way a pod gets them: rendered into the transform's
+    environment, read back by its settings, merged by the transform (over the scenario's others)."""
+    pipeline = validate_stockpipeline(
+        {
+            "apiVersion": "marketpulse.io/v1alpha1",
+            "kind": "StockPipeline",
+            "metadata": {"name": "p", "namespace": "n"},
+            "spec": {"watchlist": list(SYMBOLS), "transform": {"vars": transform_vars}},
+        }
+    )
+    [transform] = [
+        w
+        for w in render_workloads(pipeline.spec, names_for(pipeline), Platform())
+        if w.component == "transform"
+    ]
+    name = variable(TransformSettings, "dbt_vars")
+    value = transform.env_value(name)
+    assert value is not None
+    monkeypatch.setenv(name, value)
+    settings = TransformSettings(watchlist=list(SYMBOLS))
+    return ["--vars", json.dumps({**DBT_VARS, **dbt_vars(settings)}, sort_keys=True)]
+
+
+def test_windows_and_the_base_date_from_the_spec_change_gold(
+    duckdb_run: DuckDBRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = ["--select", "moving_averages_daily", "volatility_rolling", "index_base100"]
+    before = read_gold_duckdb(duckdb_run.path)
+    second_date = sorted(before["ohlc_daily"]["trade_date"].unique())[1]
+    changed = spec_vars_as_the_transform_passes_them(
+        monkeypatch,
+        {"movingAverageDays": [3], "volatilityWindowDays": [2], "indexBaseDate": str(second_date)[:10]},
+    )
+    try:
+        run_dbt(["run", *models, *changed], target="duckdb", env=duckdb_run.env)
+        after = read_gold_duckdb(duckdb_run.path)
+    finally:
+        run_dbt(["run", *models, *VARS_ARGS], target="duckdb", env=duckdb_run.env)
+    assert set(before["moving_averages_daily"]["window_days"]) == set(MOVING_AVERAGE_WINDOWS)
+    assert set(after["moving_averages_daily"]["window_days"]) == {3}
+    assert set(after["volatility_rolling"]["window_days"]) == {2}
+    threes = before["moving_averages_daily"].query("window_days == 3").drop(columns="window_days")
+    assert_same_rows(
+        after["moving_averages_daily"].drop(columns="window_days"),
+        threes,
+        key=["symbol", "trade_date"],
+        exact=["close"],
+        approx=["sma"],
+        what="the 3-day moving averages alone",
+    )
+    # The index starts at 100 on the base date instead of each symbol's first trading date.
+    first_after = after["index_base100"].sort_values("trade_date").groupby("symbol").first()
+    assert (pd.to_datetime(first_after["trade_date"]) == pd.Timestamp(second_date)).all()
+    assert (first_after["index_value"] - 100).abs().max() < 1e-9

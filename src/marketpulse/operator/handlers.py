@@ -41,13 +41,10 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     kopf.on.update(*RESOURCE, field="spec", id=_ID.format("update_pipeline"), registry=registry)(
         pipelines.update
     )
-    # Annotations are no part of the spec: the full-refresh annotation has a handler of its own.
-    kopf.on.update(
-        *RESOURCE,
-        field=("metadata", "annotations", FULL_REFRESH_ANNOTATION),
-        annotations={FULL_REFRESH_ANNOTATION: kopf.PRESENT},
-        id="full-refresh",
-        registry=registry,
+    # kopf leaves annotations under its own prefix (marketpulse.io/) out of what it diffs, so no
+    # change handler sees the full-refresh annotation come: an event handler does.
+    kopf.on.event(
+        *RESOURCE, annotations={FULL_REFRESH_ANNOTATION: kopf.PRESENT}, id="full-refresh", registry=registry
     )(pipelines.annotated)
     kopf.timer(
         *RESOURCE,

@@ -16,7 +16,9 @@ from marketpulse.operator.debounce import Debouncer
 from marketpulse.operator.deletion import cleanup, left_behind
 from marketpulse.operator.deletion_budget import CleanupFailedError, WorkloadsStopping
 from marketpulse.operator.full_refresh import ANNOTATION as FULL_REFRESH_ANNOTATION
+from marketpulse.operator.full_refresh import CONDITION as FULL_REFRESH
 from marketpulse.operator.full_refresh import REQUESTED as FULL_REFRESH_REQUESTED
+from marketpulse.operator.full_refresh import full_refresh
 from marketpulse.operator.kube import KubeError, Ref
 from marketpulse.operator.metrics import DURATION, ERRORS, RECONCILES
 from marketpulse.operator.reconcile import reconcile
@@ -54,8 +56,16 @@ class PipelineHandlers:
     async def resync(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
         await self.reconcile("timer", body, patch, logger)
 
-    async def annotated(self, body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any) -> None:
-        """The full-refresh annotation was set: act on it now, not at the next resync."""
+    async def annotated(
+        self, event: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch, logger: Logger, **_: Any
+    ) -> None:
+        """The full-refresh annotation is set: act on it now, not at the next resync. A value it
+        does not take is reported once, not again on every event while it stays."""
+        # The initial listing is handled by the resume handlers; a pipeline being deleted by delete.
+        if event.get("type") is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        if full_refresh_already_refused(body):
+            return
         await self.reconcile("annotation", body, patch, logger)
 
     async def reconcile(self, trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Logger) -> None:
@@ -205,6 +215,15 @@ class PipelineHandlers:
             kopf.event(
                 body, type="Normal", reason="Deleted", message=f"deleted {', '.join(done.deleted)}"[:1024]
             )
+
+
+def full_refresh_already_refused(body: Mapping[str, Any]) -> bool:
+    """The annotation holds a value it does not take, and the status says so already."""
+    refusal = full_refresh(body, datetime.now(UTC), act=False).check
+    if refusal is None or refusal.status == "True":
+        return False
+    conditions = (body.get("status") or {}).get("conditions", [])
+    return any(c.get("type") == FULL_REFRESH and c.get("message") == refusal.message for c in conditions)
 
 
 def took_full_refresh(body: kopf.Body, patch: kopf.Patch, token: str, logger: Logger) -> None:
