@@ -400,3 +400,23 @@ def test_run_once_on_snowflake_builds_gold_there_from_every_tick(
         assert cursor.fetchall() == [(3000,)]
         cursor.execute("select sum(tick_count), count(distinct symbol) from gold.ohlc_daily")
         assert cursor.fetchall() == [(3000, 2)]
+
+
+def test_run_full_refresh_gives_the_transform_a_token_as_the_operator_does_for_the_annotation(
+    tmp_path: Path,
+) -> None:
+    pipeline = load_pipeline(SAMPLES / "stockpipeline-local-demo.yaml")
+    run = LocalRun(pipeline, tmp_path, printer=lambda *_: None, full_refresh="2026-12-04T02:30:05Z")
+    run.kafka = KafkaServer(tmp_path / "kafka", port=19092)
+    run.s3 = S3Server(tmp_path / "s3", port=17070, secret_key="local-secret")
+    tokens = {w.component: run.environment(w).get("MARKETPULSE_FULL_REFRESH_TOKEN") for w in run.workloads()}
+    assert tokens.pop("transform") == "2026-12-04T02:30:05Z"
+    assert set(tokens.values()) == {None}
+    help_text = subprocess.run(
+        [str(Path(sys.executable).with_name("marketpulse")), "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    assert "--full-refresh" in help_text

@@ -88,6 +88,14 @@ def run(
             "(once per data directory), then stream live.",
         ),
     ] = 0,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="The transform's next run rebuilds silver and gold from bronze (dbt build --full-refresh), "
+            "once: what the annotation marketpulse.io/full-refresh=true does on a cluster.",
+        ),
+    ] = False,
 ) -> None:
     """Run a StockPipeline's workloads as supervised processes, with the environment the operator sets."""
     try:
@@ -109,6 +117,8 @@ def run(
         raise _fail(f"--backfill-days needs the synthetic source, not {spec.source.type}", code=2)
     directory = data_dir or state_dir() / "data" / pipeline.metadata.name
     run = LocalRun(pipeline, directory, _printer, dashboard_port=dashboard_port)
+    if full_refresh:
+        run.full_refresh = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         run.check_secrets()  # before any server starts: a missing credential is named at once
     except MissingSecretError as exc:

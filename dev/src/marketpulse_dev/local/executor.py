@@ -81,6 +81,8 @@ class LocalRun:
     printer: Printer
     dashboard_port: int = 8501
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A full refresh for the transform, as the operator's annotation gives one (its token).
+    full_refresh: str | None = None
     kafka: KafkaServer | None = None
     s3: S3Server | None = None
     processes: dict[str, Supervised] = field(default_factory=dict)
@@ -150,7 +152,7 @@ class LocalRun:
     def workloads(self) -> list[Workload]:
         assert self.s3 is not None
         platform = Platform(s3_endpoint=self.s3.endpoint, s3_credentials_secret=LOCAL_S3_SECRET)
-        return render_workloads(self.pipeline.spec, self.names, platform)
+        return render_workloads(self.pipeline.spec, self.names, platform, full_refresh=self.full_refresh)
 
     def environment(self, workload: Workload) -> dict[str, str]:
         assert self.kafka is not None
