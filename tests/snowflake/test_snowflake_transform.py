@@ -17,6 +17,7 @@ from snowflake_bronze import MARKETPULSE, SNOWFLAKE_SAMPLE, Bucket, Warehouse, s
 
 from marketpulse.contract.settings.transform import TransformSettings
 from marketpulse.contract.ticks import Tick
+from marketpulse.transform.warehouses import SnowflakeWarehouse
 from marketpulse_dev.local.executor import LocalRun
 from marketpulse_dev.local.pipeline_file import load_pipeline
 from marketpulse_dev.local.secrets import secret_env_name
@@ -248,3 +249,20 @@ def test_the_settings_read_exactly_the_snowflake_environment_the_workload_render
     assert {k: v for k, v in dbt_env.items() if k in env and v} == {
         k: v for k, v in env.items() if k.startswith("SNOWFLAKE_")
     }
+
+
+def test_the_full_refreshes_a_snowflake_warehouse_completed_are_remembered_in_it(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in warehouse.env().items():
+        monkeypatch.setenv(name, value)
+    settings = TransformSettings()
+    assert settings.warehouse == "snowflake"
+    first, second = SnowflakeWarehouse(settings), SnowflakeWarehouse(settings)
+    assert first.last_full_refresh() is None
+    first.record_full_refresh("2026-12-04T02:30:05Z")
+    # Another process (a restarted transform) reads what this one recorded.
+    assert second.last_full_refresh() == "2026-12-04T02:30:05Z"
+    second.record_full_refresh("2026-12-05T09:00:00Z")
+    assert first.last_full_refresh() == "2026-12-05T09:00:00Z"
+    assert warehouse.query("select count(*) from bronze._full_refresh") == [(2,)]

@@ -20,20 +20,22 @@ TABLE = "_full_refresh"
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
-def _create(schema: str) -> str:
-    return f"create table if not exists {schema}.{TABLE} (token varchar, refreshed_at timestamp)"
+def _ensure_table(execute: Execute, schema: str) -> None:
+    # The load creates the schema before; a warehouse asked first (a test, a tool) still answers.
+    execute(f"create schema if not exists {schema}", [])
+    execute(f"create table if not exists {schema}.{TABLE} (token varchar, refreshed_at timestamp)", [])
 
 
 def last_full_refresh(execute: Execute, schema: str) -> str | None:
     """The token of the newest full refresh the warehouse completed, or None."""
-    execute(_create(schema), [])
+    _ensure_table(execute, schema)
     rows = execute(f"select token from {schema}.{TABLE} order by refreshed_at desc limit 1", [])
     return str(rows[0][0]) if rows else None
 
 
 def record_full_refresh(execute: Execute, schema: str, token: str, placeholder: str) -> None:
     """Remember that the full refresh `token` completed (every one is kept, for the record)."""
-    execute(_create(schema), [])
+    _ensure_table(execute, schema)
     execute(
         f"insert into {schema}.{TABLE} (token, refreshed_at) values ({placeholder}, current_timestamp)",
         [token],
