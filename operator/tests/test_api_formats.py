@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from marketpulse.contract.api import validate_stockpipeline
+from marketpulse.contract.api import StockPipelineInvalid, validate_stockpipeline
 from marketpulse.contract.api.formats import TIME_ZONES
 
 
@@ -56,3 +56,47 @@ def test_a_finnhub_watchlist_as_long_as_its_budget_is_accepted() -> None:
     document = spec(source={"type": "finnhub", "finnhub": finnhub})
     document["spec"]["watchlist"] = ["AAPL", "MSFT"]
     assert validate_stockpipeline(document).spec.watchlist == ["AAPL", "MSFT"]
+
+
+@pytest.mark.parametrize(
+    "transform_vars",
+    [
+        {"exchangeTimeZone": "Asia/Tokyo"},
+        {"movingAverageDays": [1, 1000]},
+        {"volatilityWindowDays": [2, 252]},
+        {"indexBaseDate": "2024-02-29"},
+        {},
+    ],
+)
+def test_dbt_vars_within_their_bounds_are_accepted_and_reach_dbt_by_its_names(
+    transform_vars: dict[str, Any],
+) -> None:
+    parsed = validate_stockpipeline(spec(transform={"vars": transform_vars})).spec.transform.vars
+    names = {
+        "exchangeTimeZone": "exchange_timezone",
+        "movingAverageDays": "moving_average_days",
+        "volatilityWindowDays": "volatility_window_days",
+        "indexBaseDate": "index_base_date",
+    }
+    assert parsed.dbt_vars() == {names[k]: v for k, v in transform_vars.items()}
+
+
+@pytest.mark.parametrize(
+    ("transform_vars", "expected"),
+    [
+        ({"indexBaseDate": "2026-02-30"}, "expected a calendar date YYYY-MM-DD"),
+        ({"indexBaseDate": "04/12/2026"}, "expected a calendar date YYYY-MM-DD"),
+        ({"exchangeTimeZone": "Mars/Olympus_Mons"}, "must be an IANA time zone name"),
+        ({"movingAverageDays": [0]}, "greater than or equal to 1"),
+        ({"volatilityWindowDays": [10**9]}, "less than or equal to 1000"),
+        ({"movingAverageDays": ["5"]}, "valid integer"),
+    ],
+)
+def test_a_hostile_dbt_var_is_refused_saying_what_is_expected(
+    transform_vars: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(StockPipelineInvalid) as refused:
+        validate_stockpipeline(spec(transform={"vars": transform_vars}))
+    [error] = refused.value.errors
+    assert error.path.startswith(f"spec.transform.vars.{next(iter(transform_vars))}")
+    assert expected in error.message

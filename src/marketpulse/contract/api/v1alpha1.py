@@ -512,11 +512,14 @@ class TransformVars(ApiModel):
             _refuse_duplicates([str(w) for w in windows])
         return windows
 
-    @field_validator("index_base_date")
+    @field_validator("index_base_date", mode="before")
     @classmethod
-    def _index_base_date_is_a_date(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _index_base_date_is_a_date(cls, value: object) -> object:
+        # Before the pattern, so that a wrong date is refused in words rather than by a regex.
+        if isinstance(value, str):
             try:
+                if not re.fullmatch(ISO_DATE, value):
+                    raise ValueError(value)
                 date.fromisoformat(value)
             except ValueError:
                 raise PydanticCustomError(
