@@ -263,19 +263,27 @@ def test_trading_dates_are_exchange_dates_not_utc_dates(duckdb_run: DuckDBRun) -
 def test_a_failing_data_test_raises_an_error_that_names_the_test_and_what_it_found(
     duckdb_run: DuckDBRun,
 ) -> None:
-    # Corrupt gold with a second copy of one bar, run the tests of that model, then repair.
+    # Corrupt silver with a second copy of one tick, run the tests of that model, then repair. (Gold's
+    # incremental tables refuse such a copy: their contracts' primary keys, enforced by DuckDB.)
     with duckdb.connect(str(duckdb_run.path)) as connection:
-        connection.execute("create temp table bar as select * from gold.ohlc_1m limit 1")
-        connection.execute("insert into gold.ohlc_1m select * from bar")
+        connection.execute("create temp table tick as select * from silver.fct_ticks limit 1")
+        connection.execute("insert into silver.fct_ticks select * from tick")
     try:
         with pytest.raises(DbtRunError) as caught:
-            run_dbt(["test", "--select", "ohlc_1m", *VARS_ARGS], target="duckdb", env=duckdb_run.env)
+            run_dbt(
+                ["test", "--select", "fct_ticks,test_type:generic", *VARS_ARGS],
+                target="duckdb",
+                env=duckdb_run.env,
+            )
     finally:
         with duckdb.connect(str(duckdb_run.path)) as connection:
-            connection.execute("create or replace table gold.ohlc_1m as select distinct * from gold.ohlc_1m")
-    assert caught.value.failed_nodes == ["unique_combination_of_columns_ohlc_1m_symbol__bar_start"]
+            connection.execute(
+                "create or replace table silver.fct_ticks as select distinct * from silver.fct_ticks"
+            )
+    test = "unique_combination_of_columns_fct_ticks_symbol__event_time__producer_id__seq"
+    assert caught.value.failed_nodes == [test]
     message = str(caught.value)
-    assert "test unique_combination_of_columns_ohlc_1m_symbol__bar_start (fail): Got 1 result" in message
+    assert f"test {test} (fail): Got 1 result" in message
     # The environment overlay is gone once the invocation returns.
     assert os.environ.get("MARKETPULSE_DUCKDB_PATH") != duckdb_run.env["MARKETPULSE_DUCKDB_PATH"]
 
@@ -337,3 +345,11 @@ def test_windows_and_the_base_date_from_the_spec_change_gold(
     first_after = after["index_base100"].sort_values("trade_date").groupby("symbol").first()
     assert (pd.to_datetime(first_after["trade_date"]) == pd.Timestamp(second_date)).all()
     assert (first_after["index_value"] - 100).abs().max() < 1e-9
+
+
+def test_gold_incremental_tables_refuse_a_second_row_for_a_key(duckdb_run: DuckDBRun) -> None:
+    # The contract's primary key (symbol, bar_start), which DuckDB enforces on the table.
+    with duckdb.connect(str(duckdb_run.path)) as connection:
+        connection.execute("create temp table bar as select * from gold.ohlc_1m limit 1")
+        with pytest.raises(duckdb.ConstraintException, match="primary key"):
+            connection.execute("insert into gold.ohlc_1m select * from bar")

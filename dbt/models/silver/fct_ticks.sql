@@ -33,9 +33,9 @@ new_ticks as (
 
     where
         reject_reason is null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and loaded_at > {{ marketpulse.load_watermark('loaded_at') }}
-        {%- endif %}
+    {%- endif %}
 
 ),
 
