@@ -209,3 +209,13 @@ def test_every_workloads_own_variables_keep_the_marketpulse_prefix_with_the_bloc
         own = readers[0]
         assert own.model_config.get("env_prefix") == "MARKETPULSE_", component
         assert "MARKETPULSE_LOG_LEVEL" in variables_read(own), component
+
+
+@pytest.mark.parametrize("pipeline", pipelines())
+def test_only_workloads_that_serve_metrics_declare_the_metrics_port(pipeline: StockPipeline) -> None:
+    # The pipeline's ServiceMonitor scrapes every pod with a port named "metrics"; Streamlit replaces
+    # the dashboard's process and serves no /metrics, so a declared port there is a target that is down.
+    workloads = render_workloads(pipeline.spec, names_for(pipeline), Platform())
+    declaring = {w.component for w in workloads if any(p.name == "metrics" for p in w.ports)}
+    assert "dashboard" not in declaring
+    assert declaring == {w.component for w in workloads} - {"dashboard"}

@@ -141,7 +141,7 @@ def test_the_hook_command_line_is_one_the_marketpulse_cli_accepts(render: Render
     assert subcommand == "cleanup"
     cleanup = command.commands[group].commands[subcommand]  # type: ignore[attr-defined]
     context = cleanup.make_context(subcommand, args)
-    assert context.params["namespace"] == ["team-a"]
+    assert list(context.params["namespace"]) == ["team-a"]  # click before 8.5 parses a tuple
     assert context.params["timeout"] == 240
 
 

@@ -329,7 +329,9 @@ def render_workloads(
                         EnvVar(variable(DashboardSettings, "dashboard_port"), str(DASHBOARD_PORT)),
                     ]
                 ),
-                ports=(Port("http", DASHBOARD_PORT), _METRICS),
+                # No metrics port: Streamlit replaces the process and serves no /metrics, and a
+                # declared port would make the pipeline's ServiceMonitor scrape a target that is down.
+                ports=(Port("http", DASHBOARD_PORT),),
                 resources=Resources("250m", "512Mi", "1Gi"),
                 secret_files=tuple(wh_files),
             )
