@@ -16,6 +16,14 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from marketpulse_dev.localenv import node_network
+from marketpulse_dev.localenv import prometheus_stack as stack
+from marketpulse_dev.localenv.addon_images import (
+    OPERATOR_IMAGE,
+    PROMETHEUS_IMAGE,
+    RELOADER_IMAGE,
+    AddonImage,
+    ensure_addon_image,
+)
 from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.image import BuiltImage, Target, ensure_image
 from marketpulse_dev.localenv.kafka import KafkaServer
@@ -55,10 +63,13 @@ def restricted_namespace(node_api: client.ApiClient) -> Iterator[str]:
         yield name
 
 
-def _imported(node_cluster: NodeCluster, target: Target) -> BuiltImage:
+def _imported(node_cluster: NodeCluster, target: Target | AddonImage) -> BuiltImage:
     assert node_cluster.node is not None
     try:
-        built = ensure_image(target, live=False)
+        if isinstance(target, AddonImage):
+            built = ensure_addon_image(target, live=False)
+        else:
+            built = ensure_image(target, live=False)
     except ComponentError as exc:
         pytest.fail(str(exc), pytrace=False)
     if built.reference not in node_cluster.node.images():
@@ -237,6 +248,7 @@ def installed_release(
     kubectl_binary: Path,
     operator_image: str,
     workloads_image: str,
+    extra_values: dict[str, Any] | None = None,
 ) -> Iterator[Release]:
     """charts/marketpulse installed with the images built from this checkout, in a namespace of its own
     that enforces the restricted Pod Security Standard, serving only that namespace."""
@@ -257,6 +269,7 @@ def installed_release(
             "accessKeyId": node_s3.access_key,
             "secretAccessKey": node_s3.secret_key,
         },
+        **(extra_values or {}),
     }
     with _restricted(node_api) as namespace:
         name = "mp"
@@ -289,4 +302,66 @@ def release(request: pytest.FixtureRequest) -> Iterator[Release]:
 def own_release(request: pytest.FixtureRequest) -> Iterator[Release]:
     """A release of the test's own, for a test that uninstalls it."""
     with installed_release(*(request.getfixturevalue(f) for f in _RELEASE_FIXTURES)) as installed:
+        yield installed
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(
+    node_cluster: NodeCluster, node_api: client.ApiClient, kubectl_binary: Path
+) -> Iterator[str]:
+    """The Prometheus Operator from its release bundle and a Prometheus that selects every ServiceMonitor
+    and PrometheusRule (kube-prometheus-stack's with empty selectors), all built here; its API's URL."""
+    images = stack.StackImages(
+        operator=_imported(node_cluster, OPERATOR_IMAGE).reference,
+        config_reloader=_imported(node_cluster, RELOADER_IMAGE).reference,
+        prometheus=_imported(node_cluster, PROMETHEUS_IMAGE).reference,
+    )
+    core = client.CoreV1Api(node_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=stack.NAMESPACE)))
+    apply = [kubectl_binary, "apply", "--server-side", "--force-conflicts", "-f", "-"]
+    try:
+        node_cluster.run(apply, stdin=stack.as_stream(stack.operator_manifests(images)))
+        wait = [kubectl_binary, "wait", "--for", "condition=Established", "--timeout", "60s"]
+        node_cluster.run([*wait, *(f"crd/{name}" for name in stack.crd_names())], timeout=90)
+        node_cluster.run(apply, stdin=stack.as_stream(stack.prometheus_manifests(images)))
+        service = eventually(
+            lambda: core.read_namespaced_service(stack.OPERATED_SERVICE, stack.NAMESPACE),
+            timeout=120,
+            what=f"the operator to create Service {stack.OPERATED_SERVICE}",
+        )
+        selector = f"app.kubernetes.io/name=prometheus,app.kubernetes.io/instance={stack.PROMETHEUS_NAME}"
+
+        def ready() -> client.V1Pod | None:
+            pods = core.list_namespaced_pod(stack.NAMESPACE, label_selector=selector).items
+            return pods[0] if len(pods) == 1 and pod_ready(pods[0]) else None
+
+        try:
+            pod = eventually(ready, timeout=180, what="the Prometheus pod Ready")
+        except AssertionError as exc:
+            every = core.list_namespaced_pod(stack.NAMESPACE).items
+            raise AssertionError(f"{exc}: {describe(every)}") from None
+        port = next(p.port for p in service.spec.ports if p.name == "web")
+        # The headless Service has no ClusterIP: the pod's own address, which this machine routes to.
+        yield f"http://{pod.status.pod_ip}:{port}"
+    finally:
+        core.delete_namespace(stack.NAMESPACE)
+        eventually(
+            lambda: not any(n.metadata.name == stack.NAMESPACE for n in core.list_namespace().items),
+            timeout=120,
+            what=f"namespace {stack.NAMESPACE} deleted",
+        )
+        delete = [kubectl_binary, "delete", "--ignore-not-found", "--wait=false"]
+        node_cluster.run(
+            [*delete, "clusterrole,clusterrolebinding", "marketpulse-test-prometheus"], check=False
+        )
+        node_cluster.run([*delete, "clusterrole,clusterrolebinding", "prometheus-operator"], check=False)
+        node_cluster.run([*delete, *(f"crd/{name}" for name in stack.crd_names())], check=False)
+
+
+@pytest.fixture(scope="module")
+def monitored_release(request: pytest.FixtureRequest, prometheus_url: str) -> Iterator[Release]:
+    """A release whose operator creates ServiceMonitors and PrometheusRules, which that Prometheus loads."""
+    values = {"metrics": {"serviceMonitor": {"enabled": True, "interval": stack.SCRAPE_INTERVAL}}}
+    fixtures = (request.getfixturevalue(f) for f in _RELEASE_FIXTURES)
+    with installed_release(*fixtures, extra_values=values) as installed:
         yield installed

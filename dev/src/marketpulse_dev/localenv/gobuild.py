@@ -1,12 +1,19 @@
-"""Build Go binaries from the Go module proxy in a throw-away wrapper module.
+"""Build Go binaries from the Go module proxy in a throw-away wrapper module, or in a copy of the module.
 
 A wrapper module (rather than `go install pkg@version`) lets us add `replace` lines: Kubernetes
 requires its staging modules at v0.0.0 and replaces them with local paths that do not exist in the
 published module (kubernetes/kubernetes#79384), so we point each at its real v0.x release.
+
+Some modules only build with their own go.mod: its `replace` lines (forks, e.g. Traefik's) and
+`exclude` lines are ignored when the module is a dependency. Those are built inside a copy of the
+module the proxy serves, checked against its own go.sum; nested modules it replaces with local paths
+(left out of the published module) are pointed at their release of the same version.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +38,12 @@ class GoBuild:
     ldflags: str = ""
     tags: tuple[str, ...] = ()
     hint: str = ""
+    # Build inside this module (one of `requires`) with its own go.mod, not in a wrapper module.
+    own_module: str = ""
+    # Nested modules the own module replaces with a local directory: use their release instead.
+    nested: tuple[str, ...] = ()
+    # Static binaries, for images with no C library (most builds here run on the host and keep cgo).
+    static: bool = False
 
     @property
     def bin_dir(self) -> Path:
@@ -100,23 +113,29 @@ def ensure_built(build: GoBuild, *, live: bool = True) -> Path:
         if build.is_built():
             return build.bin_dir
         go_version()
-        work = cache_dir() / "build" / build.name
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        (work / "go.mod").write_text(render_go_mod(build))
-        (work / "tools.go").write_text(render_tools_go(build))
+        root = cache_dir() / "build" / build.name
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        work = root
         log = cache_dir() / "logs" / f"build-{build.name}.log"
-        env = {"GOFLAGS": "-mod=mod"}
+        env = {"GOFLAGS": "-mod=mod", **({"CGO_ENABLED": "0"} if build.static else {})}
+        if build.own_module:  # its go.work, if any, names directories the published module leaves out
+            env["GOWORK"] = "off"
         console.print(f"[bold]obtaining {build.name}[/] {build.hint}".rstrip())
-        run_step(
-            f"resolve Go modules for {build.name}",
-            ["go", "mod", "tidy"],
-            log_path=log,
-            cwd=work,
-            env=env,
-            live=live,
-        )
-        staging = work / "bin"
+        if build.own_module:
+            work = _copy_own_module(build, root, log, env, live)
+        else:
+            (work / "go.mod").write_text(render_go_mod(build))
+            (work / "tools.go").write_text(render_tools_go(build))
+            run_step(
+                f"resolve Go modules for {build.name}",
+                ["go", "mod", "tidy"],
+                log_path=log,
+                cwd=work,
+                env=env,
+                live=live,
+            )
+        staging = root / "out"
         staging.mkdir()
         # One `go build` for every binary: its packages compile once and in parallel, and
         # `-o <dir>/` names each binary after its package's last path element.
@@ -142,5 +161,51 @@ def ensure_built(build: GoBuild, *, live: bool = True) -> Path:
         build.bin_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(build.bin_dir, ignore_errors=True)
         staging.rename(build.bin_dir)
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     return build.bin_dir
+
+
+def _copy_own_module(build: GoBuild, root: Path, log: Path, env: Mapping[str, str], live: bool) -> Path:
+    """A writable copy of the module as the proxy serves it, its nested modules pinned to releases."""
+    module, version = build.own_module, build.requires[build.own_module]
+    listing = root / "download.json"
+    run_step(
+        f"download {module}@{version}",
+        ["sh", "-c", f'go mod download -json "$0" > {listing}', f"{module}@{version}"],
+        log_path=log,
+        cwd=root,
+        env=env,
+        live=live,
+    )
+    source = Path(json.loads(listing.read_text())["Dir"])
+    copy = root / "src"
+    shutil.copytree(source, copy)
+    for path in copy.rglob("*"):  # the module cache is read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    (copy / "go.mod").chmod(0o644)
+    for nested in build.nested:
+        pinned = f"{module}/{nested}"
+        run_step(
+            f"pin {pinned} at {version}",
+            ["go", "mod", "edit", f"-dropreplace={pinned}", f"-replace={pinned}={pinned}@{version}"],
+            log_path=log,
+            cwd=copy,
+            env=env,
+            live=live,
+        )
+    return copy
+
+
+def module_source(module: str, version: str) -> Path:
+    """The module as the Go module proxy serves it (read-only, in the module cache), downloaded once."""
+    step = f"download {module}@{version}"
+    done = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+    )
+    if done.returncode != 0:
+        raise ComponentError(step, (done.stdout + done.stderr).strip()[-2000:])
+    return Path(json.loads(done.stdout)["Dir"])

@@ -331,20 +331,20 @@ def check_prerequisites(*, debootstrap: bool) -> None:
         )
 
 
-def _buildah(*args: str) -> subprocess.CompletedProcess[str]:
+def buildah(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["buildah", *args], capture_output=True, text=True, check=False)
 
 
 def image_exists(reference: str) -> bool:
-    return _buildah("inspect", "--type", "image", reference).returncode == 0
+    return buildah("inspect", "--type", "image", reference).returncode == 0
 
 
 def image_size(reference: str) -> str:
     """The size `buildah images` reports, e.g. '1.1 GB'."""
-    return _buildah("images", "--format", "{{.Size}}", reference).stdout.strip().splitlines()[0]
+    return buildah("images", "--format", "{{.Size}}", reference).stdout.strip().splitlines()[0]
 
 
-def _logs() -> Path:
+def logs_dir() -> Path:
     return cache_dir() / "logs"
 
 
@@ -420,18 +420,18 @@ def _install_packages(rootfs: Path, mirror: str, log: Path) -> None:
 
 def _commit_rootfs(rootfs: Path, reference: str, log: Path) -> None:
     step = f"commit the base image {reference}"
-    created = _buildah("from", "--name", f"marketpulse-base-{os.getpid()}", "scratch")
+    created = buildah("from", "--name", f"marketpulse-base-{os.getpid()}", "scratch")
     if created.returncode != 0:
         raise ComponentError(step, f"`buildah from scratch` failed: {created.stderr.strip()}")
     container = created.stdout.strip()
     try:
-        mounted = _buildah("mount", container)
+        mounted = buildah("mount", container)
         if mounted.returncode != 0:
             raise ComponentError(step, f"`buildah mount` failed: {mounted.stderr.strip()}")
         run_step(
             "copy the base root filesystem", ["cp", "-a", f"{rootfs}/.", mounted.stdout.strip()], log_path=log
         )
-        _buildah("umount", container)
+        buildah("umount", container)
         run_step(
             "configure the base image",
             [
@@ -446,7 +446,7 @@ def _commit_rootfs(rootfs: Path, reference: str, log: Path) -> None:
         )  # fmt: skip
         run_step(step, ["buildah", "commit", "--rm", "--quiet", container, reference], log_path=log)
     except BaseException:
-        _buildah("rm", container)
+        buildah("rm", container)
         raise
 
 
@@ -464,7 +464,7 @@ def ensure_base(*, live: bool = True) -> str:
         work = cache_dir() / "build" / f"image-base-{base_hash()}"
         rootfs = work / "rootfs"
         bootstrapped = work / "debootstrap.done"
-        log = _logs() / "image-base.log"
+        log = logs_dir() / "image-base.log"
         if not bootstrapped.is_file():
             _remove_tree(rootfs)
             rootfs.mkdir(parents=True)
@@ -541,7 +541,7 @@ def build(root: Path, base: str, target: Target, reference: str, *, live: bool =
     bundle and a pip config mounted; the second builds the target, whose own RUN steps then run without
     those mounts, and finds the first pass's layers in the cache. (buildah leaves an empty file in the
     layer where it mounts one that the image lacks, here /etc/pip.conf: it stays in a build stage.)"""
-    log = _logs() / f"image-{target.value}.log"
+    log = logs_dir() / f"image-{target.value}.log"
     pip_conf = _pip_config(cache_dir() / "build" / "image-mounts" / "pip.conf")
     mounts = [(_host_ca_bundle(), BUILD_CA_PATH), (pip_conf, BUILD_PIP_CONF_PATH)]
     for stage in PIP_STAGES[target]:
@@ -564,7 +564,7 @@ def archive_path(name: str, tag: str) -> Path:
     return cache_dir() / "images" / f"{name.rsplit('/', 1)[-1]}-{tag}.tar"
 
 
-def _export(reference: str, name: str, tag: str, log: Path) -> Path:
+def export_archive(reference: str, name: str, tag: str, log: Path) -> Path:
     path = archive_path(name, tag)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tar.partial")
@@ -606,5 +606,5 @@ def ensure_image(
             build(context, base, target, reference, live=live)
         archive = archive_path(name, digest)
         if not archive.is_file():
-            _export(reference, name, digest, _logs() / f"image-{target.value}.log")
+            export_archive(reference, name, digest, logs_dir() / f"image-{target.value}.log")
     return BuiltImage(name=name, tag=digest, archive=archive, input_hash=digest)

@@ -9,6 +9,8 @@ ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
 VERSITYGW_VERSION = "v1.8.0"
 PROMETHEUS_VERSION = "v3.16.0"
+# The newest release of the operator's root module the Go module proxy serves.
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 CONTAINERD_VERSION = "v2.4.2"
 RUNC_VERSION = "v1.5.3"
 COREDNS_VERSION = "v1.15.0"
