@@ -249,6 +249,7 @@ def installed_release(
     operator_image: str,
     workloads_image: str,
     extra_values: dict[str, Any] | None = None,
+    name: str = "mp",
 ) -> Iterator[Release]:
     """charts/marketpulse installed with the images built from this checkout, in a namespace of its own
     that enforces the restricted Pod Security Standard, serving only that namespace."""
@@ -272,7 +273,6 @@ def installed_release(
         **(extra_values or {}),
     }
     with _restricted(node_api) as namespace:
-        name = "mp"
         argv = [helm_binary, "install", name, CHART, "-n", namespace, "--wait", "--timeout", "180s"]
         node_cluster.run([*argv, *set_json(values)], timeout=240)
         yield Release(node_cluster, node_api, helm_binary, kubectl_binary, namespace, name, node_s3, values)
@@ -363,5 +363,7 @@ def monitored_release(request: pytest.FixtureRequest, prometheus_url: str) -> It
     """A release whose operator creates ServiceMonitors and PrometheusRules, which that Prometheus loads."""
     values = {"metrics": {"serviceMonitor": {"enabled": True, "interval": stack.SCRAPE_INTERVAL}}}
     fixtures = (request.getfixturevalue(f) for f in _RELEASE_FIXTURES)
-    with installed_release(*fixtures, extra_values=values) as installed:
+    # A name of its own: the session's release may still be installed, and a release's cluster-scoped
+    # objects (its ClusterRole and binding) are named after it.
+    with installed_release(*fixtures, extra_values=values, name="mon") as installed:
         yield installed
