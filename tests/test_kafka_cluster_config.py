@@ -3,10 +3,13 @@ and the nodes of a three-node cluster know every voter and replicate Kafka's own
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import pytest
+
 from marketpulse_dev.localenv.kafka import KafkaServer
-from marketpulse_dev.localenv.kafka_cluster import KafkaCluster
+from marketpulse_dev.localenv.kafka_cluster import KafkaCluster, PortTakenError
 
 
 def properties(server: KafkaServer) -> dict[str, str]:
@@ -44,3 +47,17 @@ def test_a_proxied_listener_is_still_listened_on_and_advertised_at_the_proxy(tmp
     found = properties(server)
     assert found["listeners"].endswith(",PROXIED://127.0.0.1:20001")
     assert found["advertised.listeners"].endswith(",PROXIED://127.0.0.1:20002")
+
+
+@pytest.mark.kafka
+def test_a_cluster_whose_port_was_taken_before_its_node_bound_it_stops_and_says_so(tmp_path: Path) -> None:
+    cluster = KafkaCluster(tmp_path)
+    taken = cluster.nodes[2]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", taken.sasl_port))
+        squatter.listen()
+        with pytest.raises(PortTakenError, match="a port chosen for a node was taken"):
+            cluster.start(timeout=90)
+    # Every node stopped: the fixture starts a new cluster on other ports.
+    assert all(node.process is None or not node.process.alive() for node in cluster.nodes)

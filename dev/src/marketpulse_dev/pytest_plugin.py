@@ -21,13 +21,14 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import tenacity
 from kubernetes.client.rest import ApiException
 
 from marketpulse_dev.localenv import node_network
 from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.helm import ensure_helm
 from marketpulse_dev.localenv.kafka import KafkaServer
-from marketpulse_dev.localenv.kafka_cluster import KafkaCluster
+from marketpulse_dev.localenv.kafka_cluster import KafkaCluster, PortTakenError
 from marketpulse_dev.localenv.kube import ControlPlane, ensure_kubectl
 from marketpulse_dev.localenv.node import Node
 from marketpulse_dev.localenv.node import prepare as prepare_node
@@ -148,7 +149,17 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServ
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     """Three KRaft nodes (brokers and voters); per module, as its tests kill and restart nodes and three
     JVMs are too much to keep for the rest of a session. A test that stops a node starts it again."""
-    cluster: KafkaCluster = _start(lambda: KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")).start())
+
+    # Ports are chosen before the JVMs bind them; on a busy machine another server may take one first.
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type(PortTakenError),
+        stop=tenacity.stop_after_attempt(3),
+        reraise=True,
+    )
+    def start() -> KafkaCluster:
+        return KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")).start()
+
+    cluster: KafkaCluster = _start(start)
     yield cluster
     cluster.stop()
 

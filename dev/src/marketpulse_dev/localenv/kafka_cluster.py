@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.kafka import KafkaServer
 from marketpulse_dev.localenv.process import free_port, wait_for
 
@@ -21,6 +22,14 @@ class PartitionState:
     leader: int  # -1 while no replica leads
     isr: frozenset[int]
     replicas: frozenset[int]
+
+
+# What a node's log says when another process took one of its ports between choice and bind.
+BIND_FAILED = "Address already in use"
+
+
+class PortTakenError(ComponentError):
+    """A cluster that could not start because a chosen port was taken: start a new one on other ports."""
 
 
 @dataclass
@@ -69,15 +78,27 @@ class KafkaCluster:
         # All at once: no node answers until a majority of voters has elected a controller.
         for node in self.nodes:
             node.launch()
-        wait_for(
-            lambda: self.registered() == {n.node_id for n in self.nodes},
-            timeout=timeout,
-            step="start a Kafka cluster",
-            what=f"all {self.size} brokers to register",
-            log_path=first.log_path,
-            alive=lambda: all(n.process is not None and n.process.alive() for n in self.nodes),
-            interval=0.5,
-        )
+        try:
+            wait_for(
+                lambda: self.registered() == {n.node_id for n in self.nodes},
+                timeout=timeout,
+                step="start a Kafka cluster",
+                what=f"all {self.size} brokers to register",
+                log_path=first.log_path,
+                alive=lambda: all(n.process is not None and n.process.alive() for n in self.nodes),
+                interval=0.5,
+            )
+        except ComponentError as exc:
+            self.stop()
+            if any(
+                BIND_FAILED in node.log_path.read_text(errors="replace")
+                for node in self.nodes
+                if node.log_path.exists()
+            ):
+                raise PortTakenError(
+                    exc.step, "a port chosen for a node was taken before it bound it", self.log_tail()
+                ) from exc
+            raise
         return self
 
     def restart(self, node: KafkaServer, timeout: float = 90) -> None:
