@@ -9,20 +9,19 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from marketpulse_dev.localenv.errors import ComponentError
 from marketpulse_dev.localenv.gobuild import GoBuild, ensure_built
 from marketpulse_dev.localenv.image import (
     BuiltImage,
     archive_path,
-    buildah,
     check_prerequisites,
+    commit_from_scratch,
     export_archive,
     image_exists,
     logs_dir,
 )
 from marketpulse_dev.localenv.monitoring_binaries import PROMETHEUS, PROMETHEUS_OPERATOR
 from marketpulse_dev.localenv.paths import cache_dir
-from marketpulse_dev.localenv.process import file_lock, run_step
+from marketpulse_dev.localenv.process import file_lock
 
 NOBODY = "65534:65534"  # the user of the upstream images
 
@@ -64,16 +63,7 @@ def ensure_addon_image(image: AddonImage, *, live: bool = True) -> BuiltImage:
 
 
 def _commit(image: AddonImage, reference: str, log: Path) -> None:
-    step = f"build {reference}"
-    created = buildah("from", "--name", f"marketpulse-addon-{image.binary}", "scratch")
-    if created.returncode != 0:
-        raise ComponentError(step, f"`buildah from scratch` failed: {created.stderr.strip()}")
-    container = created.stdout.strip()
-    try:
-        mounted = buildah("mount", container)
-        if mounted.returncode != 0:
-            raise ComponentError(step, f"`buildah mount` failed: {mounted.stderr.strip()}")
-        root = Path(mounted.stdout.strip())
+    def fill(root: Path) -> None:
         (root / "bin").mkdir()
         shutil.copy2(image.build.binary(image.binary), root / "bin" / image.binary)
         (root / "tmp").mkdir(mode=0o1777)
@@ -82,21 +72,12 @@ def _commit(image: AddonImage, reference: str, log: Path) -> None:
             work.mkdir(parents=True)
             uid, gid = (int(n) for n in NOBODY.split(":"))
             shutil.chown(work, uid, gid)
-        buildah("umount", container)
-        run_step(
-            f"configure {reference}",
-            [
-                "buildah", "config",
-                "--entrypoint", f'["/bin/{image.binary}"]',
-                "--cmd", "",
-                "--user", NOBODY,
-                *(["--workingdir", image.workdir] if image.workdir else []),
-                "--label", f"org.opencontainers.image.description={image.build.name}, Go module proxy",
-                container,
-            ],
-            log_path=log,
-        )  # fmt: skip
-        run_step(step, ["buildah", "commit", "--rm", "--quiet", container, reference], log_path=log)
-    except BaseException:
-        buildah("rm", container)
-        raise
+
+    config = [
+        "--entrypoint", f'["/bin/{image.binary}"]',
+        "--cmd", "",
+        "--user", NOBODY,
+        *(["--workingdir", image.workdir] if image.workdir else []),
+        "--label", f"org.opencontainers.image.description={image.build.name}, Go module proxy",
+    ]  # fmt: skip
+    commit_from_scratch(reference, f"marketpulse-addon-{image.binary}", fill, config, log)

@@ -27,7 +27,7 @@ import shutil
 import ssl
 import subprocess
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -418,9 +418,13 @@ def _install_packages(rootfs: Path, mirror: str, log: Path) -> None:
                 entry.unlink()
 
 
-def _commit_rootfs(rootfs: Path, reference: str, log: Path) -> None:
-    step = f"commit the base image {reference}"
-    created = buildah("from", "--name", f"marketpulse-base-{os.getpid()}", "scratch")
+def commit_from_scratch(
+    reference: str, name: str, fill: Callable[[Path], None], config: Sequence[str], log: Path
+) -> None:
+    """`buildah from scratch`, `fill` its mounted root, `buildah config` with `config`, commit as
+    `reference`; the working container is removed whatever happens."""
+    step = f"commit {reference}"
+    created = buildah("from", "--name", name, "scratch")
     if created.returncode != 0:
         raise ComponentError(step, f"`buildah from scratch` failed: {created.stderr.strip()}")
     container = created.stdout.strip()
@@ -428,26 +432,26 @@ def _commit_rootfs(rootfs: Path, reference: str, log: Path) -> None:
         mounted = buildah("mount", container)
         if mounted.returncode != 0:
             raise ComponentError(step, f"`buildah mount` failed: {mounted.stderr.strip()}")
-        run_step(
-            "copy the base root filesystem", ["cp", "-a", f"{rootfs}/.", mounted.stdout.strip()], log_path=log
-        )
+        fill(Path(mounted.stdout.strip()))
         buildah("umount", container)
-        run_step(
-            "configure the base image",
-            [
-                "buildah", "config",
-                "--env", f"PATH={SYSTEM_PATH}",
-                "--env", "LANG=C.UTF-8",
-                "--cmd", '["python3"]',
-                "--label", f"org.opencontainers.image.description={BASE_DESCRIPTION}",
-                container,
-            ],
-            log_path=log,
-        )  # fmt: skip
+        run_step(f"configure {reference}", ["buildah", "config", *config, container], log_path=log)
         run_step(step, ["buildah", "commit", "--rm", "--quiet", container, reference], log_path=log)
     except BaseException:
         buildah("rm", container)
         raise
+
+
+def _commit_rootfs(rootfs: Path, reference: str, log: Path) -> None:
+    def fill(root: Path) -> None:
+        run_step("copy the base root filesystem", ["cp", "-a", f"{rootfs}/.", str(root)], log_path=log)
+
+    config = [
+        "--env", f"PATH={SYSTEM_PATH}",
+        "--env", "LANG=C.UTF-8",
+        "--cmd", '["python3"]',
+        "--label", f"org.opencontainers.image.description={BASE_DESCRIPTION}",
+    ]  # fmt: skip
+    commit_from_scratch(reference, f"marketpulse-base-{os.getpid()}", fill, config, log)
 
 
 def ensure_base(*, live: bool = True) -> str:
